@@ -1,0 +1,145 @@
+"""The ``rimas`` command: serve the API, migrate, seed, and the ML / knowledge commands.
+
+Every command that needs the database starts the embedded PostgreSQL when ``DATABASE_URL`` is unset (or
+reuses the one a running server started) and stops it again if it started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from server.db import connect, running_database
+from server.logs import configure_logging
+from server.settings import Settings, get_settings, is_loopback
+
+log = logging.getLogger("rimas")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def open_db() -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the configured database, migrated, with the embedded cluster up meanwhile."""
+    from server.migrate import migrate
+
+    with running_database(get_settings()) as url, connect(url) as conn:
+        migrate(conn)
+        yield conn
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+
+    settings = get_settings()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    if not settings.auth_enabled and not is_loopback(host):
+        log.error("refusing to bind %s with auth off: set RIMAS_API_KEYS or bind 127.0.0.1", host)
+        return 2
+    settings = settings.model_copy(update={"host": host, "port": port})
+    log.info("starting RIMAS", extra={"host": host, "port": port, "auth": settings.auth_enabled})
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from server.migrate import current_version, migrate
+
+    with running_database(get_settings()) as url, connect(url) as conn:
+        applied = migrate(conn)
+        _out(f"migrations applied now: {applied or 'none'}; schema version {current_version(conn)}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from server.seed import database_is_empty, seed_database
+
+    with open_db() as conn:
+        if args.if_empty and not database_is_empty(conn):
+            _out("database already holds data: nothing seeded (drop --if-empty to replace it)")
+            return 0
+        started = time.perf_counter()
+        counts = seed_database(
+            conn,
+            seed=args.seed,
+            scale=args.scale,
+            as_of=args.as_of,
+            progress=lambda table, n: _out(f"  loaded {table:<14} {n:>9,} rows"),
+        )
+        _out(f"seeded {sum(counts.values()):,} rows (seed {args.seed}, scale {args.scale}) "
+             f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+    return 0
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-31, got {value!r}") from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rimas", description="Retail Intelligence Multi-Agent Service")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the API (migrates, seeds an empty database, serves)")
+    serve.add_argument("--host", help="bind address (default RIMAS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default RIMAS_PORT or 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations (domain + checkpointer)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    seed = sub.add_parser("seed", help="replace the demo data with the deterministic synthetic dataset")
+    seed.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    seed.add_argument("--scale", choices=["small", "demo"], default="demo", help="dataset size (default demo)")
+    seed.add_argument("--as-of", type=_date, default=None, help="last day of history (default 2026-10-31)")
+    seed.add_argument("--if-empty", action="store_true", help="only seed when the database holds no data")
+    seed.set_defaults(func=cmd_seed)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub: Any) -> None:
+    """Commands contributed by the ml and rag packages."""
+    with contextlib.suppress(ImportError):
+        from ml.cli import add_commands as add_ml_commands
+
+        add_ml_commands(sub, open_db)
+    with contextlib.suppress(ImportError):
+        from rag.cli import add_commands as add_rag_commands
+
+        add_rag_commands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings: Settings = get_settings()
+    except ValueError as exc:
+        sys.stderr.write(f"rimas: invalid configuration: {exc}\n")
+        return 2
+    configure_logging(settings.log_level, settings.log_json and sys.stderr.isatty() is False)
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

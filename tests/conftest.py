@@ -1,0 +1,123 @@
+"""Shared fixtures: one embedded PostgreSQL for the run, a fresh database per test module.
+
+Set ``TEST_DATABASE_URL`` to run against a real server instead; each module still gets its own database
+(created and dropped through that URL's role, which needs CREATEDB).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from server.db import connect
+from server.embedded_pg import EmbeddedPostgres
+from server.migrate import migrate
+from server.settings import Settings, get_settings
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of the maintenance database of the test cluster."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", fast=True)
+    cluster.start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _create_database(admin_url: str, label: str) -> str:
+    name = re.sub(r"[^a-z0-9_]", "_", label.lower())[-40:].strip("_") + "_" + uuid.uuid4().hex[:6]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return name
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def empty_database_url(pg_admin_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database for this test module (dropped afterwards)."""
+    name = _create_database(pg_admin_url, request.module.__name__.rpartition(".")[2])
+    try:
+        yield make_conninfo(pg_admin_url, dbname=name)
+    finally:
+        _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def new_database(pg_admin_url: str) -> Iterator[Any]:
+    """Factory of extra empty databases for one test (all dropped afterwards); returns their URLs."""
+    created: list[str] = []
+
+    def factory(label: str = "extra") -> str:
+        created.append(_create_database(pg_admin_url, label))
+        return make_conninfo(pg_admin_url, dbname=created[-1])
+
+    yield factory
+    for name in created:
+        _drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def database_url(empty_database_url: str) -> str:
+    """A fresh database for this test module with all migrations applied."""
+    with connect(empty_database_url) as conn:
+        migrate(conn)
+    return empty_database_url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with connect(database_url) as conn:
+        yield conn
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Build Settings isolated from the developer's environment and ``.env``, with a temp data dir."""
+    for var in list(os.environ):
+        if var.startswith("RIMAS_") or var in {"DATABASE_URL", "QDRANT_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"}:
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "seed_scale": "small", "log_json": False}
+        values.update(overrides)
+        return Settings(**values)
+
+    yield factory
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def app_client(settings_factory: Any, database_url: str) -> AsyncIterator[Any]:
+    """An httpx client over the real app (lifespan run) on this module's database and a temp Qdrant."""
+    import httpx
+
+    from server.app import create_app
+
+    settings = settings_factory(database_url=database_url, seed_on_start=False)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rimas.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
