@@ -24,7 +24,11 @@ class Settings(BaseSettings):
     """Every knob of the service. Field docs are the configuration reference (see README)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RIMAS_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="RIMAS_",
+        env_file=".env",
+        env_ignore_empty=True,  # VAR= (as compose passes unset values) means "not set"
+        extra="ignore",
+        populate_by_name=True,
     )
 
     host: str = Field("127.0.0.1", description="Address the API binds to.")
@@ -65,6 +69,18 @@ class Settings(BaseSettings):
     seed_scale: Literal["small", "demo"] = Field("demo", description="Size of the seeded demo data.")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool = Field(True, description="Log one JSON object per line (false: plain text).")
+    langgraph_config: Path = Field(
+        Path("langgraph.json"),
+        description="The langgraph.json whose graphs are served as assistants (graph paths are relative to it).",
+    )
+    sse_ping_seconds: float = Field(5.0, gt=0, description="Seconds between SSE heartbeat comments.")
+    run_buffer_events: int = Field(1000, ge=10, description="Events kept per run for SSE replay (Last-Event-ID).")
+    run_buffer_ttl_seconds: float = Field(
+        300.0, ge=0, description="Seconds a finished run's events stay replayable in memory."
+    )
+    run_timeout_seconds: float = Field(
+        900.0, gt=0, description="A run still executing after this many seconds ends with status timeout."
+    )
 
     @field_validator("api_keys")
     @classmethod

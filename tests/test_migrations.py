@@ -70,5 +70,5 @@ def test_edited_migration_is_refused(new_database: Any, tmp_path: Path) -> None:
 
 def test_misnamed_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_snake_case.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_snake_case\.sql"):
         discover(tmp_path)
