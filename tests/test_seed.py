@@ -79,3 +79,23 @@ def test_cli_rejects_bad_scale(settings_factory: Any, capsys: pytest.CaptureFixt
         main(["seed", "--scale", "huge"])
     assert exc.value.code == 2
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_bad_reference_aborts_the_seed_and_keeps_the_old_data(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_generate = synth.generate
+
+    def broken(**kwargs: Any) -> dict[str, Any]:
+        frames = real_generate(**kwargs)
+        frames["orders"].loc[0, "customer_id"] = 999_999  # no such customer
+        return frames
+
+    monkeypatch.setattr(synth, "generate", broken)
+    with connect(seeded_url) as conn:
+        before = table_checksums(conn)
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="customer"):
+            seed_database(conn, seed=7, scale="small")
+        assert table_checksums(conn) == before
+        fks = conn.execute("SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f'").fetchone()["n"]
+    assert fks >= 10  # the constraints are all still there
