@@ -24,7 +24,7 @@ from ml import synth
 
 log = logging.getLogger(__name__)
 
-GENERATOR = "ml.synth/1"
+GENERATOR = synth.GENERATOR_NAME
 _CHUNK_ROWS = 200_000
 
 
