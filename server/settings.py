@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -124,7 +124,7 @@ def parse_api_keys(value: str) -> dict[str, Role]:
             raise ValueError(f"RIMAS_API_KEYS entry {entry!r} must look like 'key:role'")
         if role not in ROLES:
             raise ValueError(f"RIMAS_API_KEYS role {role!r} is not one of {', '.join(ROLES)}")
-        keys[key] = cast(Role, role)
+        keys[key] = role
     return keys
 
 
