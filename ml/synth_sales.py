@@ -17,11 +17,14 @@ from ml.synth_util import day_numbers_to_dates, round_money
 WEEKDAY_SHAPE = np.array([-0.22, -0.30, -0.20, -0.08, 0.12, 0.45, 0.30])
 """Log-demand shape Monday..Sunday, scaled per category by ``weekly_amp`` (weekend peak for amp > 0)."""
 
-PROMO_BLOCK_DAYS = 61
+PROMO_BLOCK_DAYS = 42
 """Each series' history is cut into blocks of this many days; a block holds at most one promotion."""
 
 PROMO_LENGTH_RANGE = (5, 14)
 """Promotion windows last this many days (inclusive)."""
+
+PROMO_PROBABILITY_RANGE = (0.35, 0.80)
+"""Each series draws, from this range, the probability that one of its blocks holds a promotion."""
 
 
 def _season_shape(doy: np.ndarray, peak_doy: int, sharpness: float) -> np.ndarray:
@@ -71,7 +74,7 @@ def promotion_windows(
     n_series = series_steps.size
     n_blocks = n_days // PROMO_BLOCK_DAYS + 2
     phase = rng.integers(0, PROMO_BLOCK_DAYS, n_series)
-    p_promo = rng.uniform(0.25, 0.65, n_series)
+    p_promo = rng.uniform(*PROMO_PROBABILITY_RANGE, n_series)
     active = rng.random((n_series, n_blocks)) < p_promo[:, None]
     lo, hi = PROMO_LENGTH_RANGE
     length = rng.integers(lo, hi + 1, (n_series, n_blocks))
@@ -119,7 +122,7 @@ def make_sales_and_promotions(
     cat_median = pd.Series(price).groupby(cat_of_product).transform("median").to_numpy()
     item_eff = prof_arr["base_units"][cat_of_product] * rng.lognormal(0.0, 0.4, n_pr) * (price / cat_median) ** -0.3
     intermittent = rng.random(n_series) < prof_arr["intermittent_share"][series_cat]
-    base = store_eff[st_of] * item_eff[pr_of] * np.where(intermittent, rng.uniform(0.06, 0.25, n_series), 1.0)
+    base = store_eff[st_of] * item_eff[pr_of] * np.where(intermittent, rng.uniform(0.15, 0.40, n_series), 1.0)
     elasticity = prof_arr["elasticity"][cat_of_product] * rng.uniform(0.85, 1.15, n_pr)
 
     dates = np.datetime64(history_start, "D") + np.arange(n_days).astype("timedelta64[D]")

@@ -17,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from ml.cli import add_commands as add_ml_commands
+from rag.cli import add_commands as add_rag_commands
 from server.db import connect, running_database
 from server.logs import configure_logging
 from server.settings import Settings, get_settings, is_loopback
@@ -111,20 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--if-empty", action="store_true", help="only seed when the database holds no data")
     seed.set_defaults(func=cmd_seed)
 
-    _add_optional_commands(sub)
+    add_ml_commands(sub, open_db)
+    add_rag_commands(sub)
     return parser
-
-
-def _add_optional_commands(sub: Any) -> None:
-    """Commands contributed by the ml and rag packages."""
-    with contextlib.suppress(ImportError):
-        from ml.cli import add_commands as add_ml_commands
-
-        add_ml_commands(sub, open_db)
-    with contextlib.suppress(ImportError):
-        from rag.cli import add_commands as add_rag_commands
-
-        add_rag_commands(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

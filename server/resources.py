@@ -1,8 +1,10 @@
 """The long-lived resources of a running service, opened and closed by the app's lifespan.
 
 Start-up order: database (embedded or external) -> migrations + checkpointer tables -> demo seed when the
-database is empty -> connection pool -> checkpointer -> Qdrant. Shutdown releases them in reverse order,
-so a SIGTERM'd server stops its embedded PostgreSQL.
+database is empty -> models (latest stored versions, trained from the seeded data when missing) ->
+connection pool -> checkpointer -> Qdrant + knowledge base (policy file validated, policy documents
+ingested when changed) -> graph runtime. Shutdown releases them in reverse order, so a SIGTERM'd server
+stops its embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,9 +19,15 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
 from qdrant_client import QdrantClient
 
+from ml.data import load_orders_db, load_sales_db
+from ml.startup import ModelStatus, ensure_models
+from rag.embeddings import make_embedder
+from rag.policy import get_policy
+from rag.service import KnowledgeBase
 from server.db import Database, connect, open_pool
 from server.migrate import migrate
 from server.qdrant import open_qdrant
+from server.runtime import Runtime
 from server.seed import database_is_empty, seed_database
 from server.settings import Settings
 
@@ -35,7 +43,12 @@ class Resources:
     pool: AsyncConnectionPool[Any]
     checkpointer: AsyncPostgresSaver
     qdrant: QdrantClient
+    knowledge: KnowledgeBase
+    models: dict[str, ModelStatus]
     started_at: float = field(default_factory=time.time)
+    runtime: Runtime | None = None
+    # Qdrant local mode is not thread-safe: knowledge-base calls (run in threads) take this lock.
+    knowledge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
     async def open(cls, settings: Settings) -> Resources:
@@ -43,7 +56,7 @@ class Resources:
         database = Database(settings)
         url = await asyncio.to_thread(database.start)
         try:
-            await asyncio.to_thread(_prepare_database, url, settings)
+            models = await asyncio.to_thread(_prepare_database, url, settings)
             pool = await open_pool(url, settings)
         except BaseException:
             await asyncio.to_thread(database.stop)
@@ -51,6 +64,7 @@ class Resources:
         try:
             checkpointer = AsyncPostgresSaver(pool)
             qdrant = await asyncio.to_thread(open_qdrant, settings)
+            knowledge = await asyncio.to_thread(_open_knowledge, qdrant, settings)
         except BaseException:
             await pool.close()
             await asyncio.to_thread(database.stop)
@@ -59,9 +73,20 @@ class Resources:
             "resources ready",
             extra={"database": database.kind, "seconds": round(time.perf_counter() - started, 2)},
         )
-        return cls(settings, database, pool, checkpointer, qdrant)
+        resources = cls(settings, database, pool, checkpointer, qdrant, knowledge, models)
+        try:
+            resources.runtime = await Runtime.open(settings, url, pool, checkpointer)
+        except BaseException:
+            await resources.close()
+            raise
+        return resources
 
     async def close(self) -> None:
+        if self.runtime is not None:
+            try:
+                await self.runtime.close()
+            except Exception:
+                log.exception("graph runtime did not close cleanly")
         try:
             await asyncio.to_thread(self.qdrant.close)
         finally:
@@ -72,9 +97,28 @@ class Resources:
         log.info("resources closed")
 
 
-def _prepare_database(url: str, settings: Settings) -> None:
+def _open_knowledge(qdrant: QdrantClient, settings: Settings) -> KnowledgeBase:
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    embedder = make_embedder(api_key, settings.openai_base_url, settings.embedding_model)
+    knowledge = KnowledgeBase(qdrant, embedder, policy=get_policy())
+    knowledge.ensure_collections()
+    report = knowledge.ingest_policy_documents()
+    log.info("knowledge base ready", extra={"embedder": embedder.name, "ingest": str(report)})
+    return knowledge
+
+
+def _prepare_database(url: str, settings: Settings) -> dict[str, ModelStatus]:
+    """Migrate, seed an empty database, then load (or train) the models; returns the model statuses."""
     with connect(url) as conn:
         migrate(conn)
         if settings.seed_on_start and database_is_empty(conn):
             log.info("database is empty: seeding demo data", extra={"scale": settings.seed_scale})
             seed_database(conn, seed=settings.seed, scale=settings.seed_scale)
+        thresholds = get_policy().severity.thresholds.model_dump()
+        return ensure_models(
+            settings.resolved_models_dir,
+            lambda: load_orders_db(conn, labelled_only=True),
+            lambda: load_sales_db(conn),
+            settings.train_models_on_start,
+            severity_thresholds=thresholds,
+        )

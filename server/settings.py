@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         description="Any OpenAI-compatible server (vLLM, Ollama, llama.cpp).",
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model name used by the LLM policies.")
+    embedding_model: str = Field(
+        "text-embedding-3-small", description="OpenAI embedding model (used only when OPENAI_API_KEY is set)."
+    )
     models_dir: Path | None = Field(None, description="Model registry folder; unset = <data_dir>/models.")
     api_keys: str = Field(
         "",
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(1, ge=1, description="Minimum connections in the database pool.")
     pool_max_size: int = Field(10, ge=1, description="Maximum connections in the database pool.")
     seed_on_start: bool = Field(True, description="Seed demo data at start-up when the database is empty.")
+    train_models_on_start: bool = Field(
+        True, description="Train the delay and demand models from the seeded data when none is stored."
+    )
     seed: int = Field(7, description="Seed of the synthetic data generator.")
     seed_scale: Literal["small", "demo"] = Field("demo", description="Size of the seeded demo data.")
     log_level: str = Field("INFO", description="Logging level (DEBUG, INFO, WARNING, ERROR).")

@@ -114,7 +114,7 @@ async def app_client(settings_factory: Any, database_url: str) -> AsyncIterator[
 
     from server.app import create_app
 
-    settings = settings_factory(database_url=database_url, seed_on_start=False)
+    settings = settings_factory(database_url=database_url, seed_on_start=False, train_models_on_start=False)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -29,6 +29,8 @@ async def test_health_reports_every_dependency(app_client: httpx.AsyncClient) ->
     assert components["checkpointer"]["status"] == "ok"
     assert components["checkpointer"]["saver"] == "AsyncPostgresSaver"
     assert components["qdrant"] == {**components["qdrant"], "status": "ok", "kind": "local"}
+    assert components["knowledge"]["status"] == "ok"
+    assert components["knowledge"]["points"]["policies"] > 0  # policy documents ingested at start-up
     assert set(components["models"]["models"]) == {"delay", "demand"}
     assert components["llm"]["mode"] == "deterministic"
 

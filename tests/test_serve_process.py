@@ -96,13 +96,19 @@ def test_cold_start_sigterm_restart(server: Server) -> None:
     assert health["status"] == "ok"
     assert health["components"]["database"]["kind"] == "embedded"
     assert health["components"]["qdrant"]["kind"] == "local"
+    models = health["components"]["models"]["models"]
+    assert {name: m["status"] for name, m in models.items()} == {"delay": "trained", "demand": "trained"}
     assert _postgres_pids(server.workdir / "data"), "embedded postgres should be running"
 
     server.terminate()
     assert _postgres_pids(server.workdir / "data") == []
 
     warm = server.start()
-    assert warm < cold + 5  # no re-init and no re-seed on restart
+    assert warm < cold  # no re-init, no re-seed, no re-training on restart
+    models_after = httpx.get(f"{server.url}/health", timeout=5).json()["components"]["models"]["models"]
+    assert {name: m["status"] for name, m in models_after.items()} == {"delay": "present", "demand": "present"}
+    assert models_after["delay"]["version"] == models["delay"]["version"]
+    assert httpx.get(f"{server.url}/health", timeout=5).json()["components"]["knowledge"]["points"]["policies"] > 0
     log = server.log.read_text()
     assert log.count("seeding demo data") == 1, "the restart must reuse the seeded data"
     assert log.count("initialising embedded postgres") == 1

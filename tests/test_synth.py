@@ -399,6 +399,28 @@ def test_demo_scale_shape(demo: dict[str, pd.DataFrame]) -> None:
     assert len(demo["customers"]) == 5_000 and len(demo["orders"]) == 20_000
     assert demo["products"]["category"].nunique() == 8
     assert demo["sales_daily"]["date"].min() == pd.Timestamp(AS_OF - dt.timedelta(days=1094))
-    per_series = demo["sales_daily"].groupby(["store_id", "sku"])["units"].mean()
-    assert (per_series < 1).any() and (per_series > 10).any()  # intermittent and fast movers
-    assert 2 <= len(demo["promotions"]) / 500 / 3 <= 5  # a few promotions per series per year
+    assert 3 <= len(demo["promotions"]) / 500 / 3 <= 7  # a few promotions per series per year
+
+
+def test_most_series_sell_tens_of_units_a_day_with_a_minority_of_slow_movers(
+    demo: dict[str, pd.DataFrame],
+) -> None:
+    sa = demo["sales_daily"].merge(demo["products"][["sku", "category"]], on="sku")
+    per_series = sa.groupby(["store_id", "sku", "category"])["units"].mean()
+    assert 20 <= per_series.median() <= 80
+    assert (per_series >= 10).mean() > 0.75
+    slow = per_series[per_series < 5]
+    assert 0.01 <= len(slow) / len(per_series) <= 0.15  # a minority, not a panel dominated by them
+    assert set(slow.index.get_level_values("category")) <= {"electronics", "garden", "toys", "apparel"}
+    zero_share = (sa["units"] == 0).groupby(sa["category"]).mean()
+    assert (sa["units"] == 0).mean() < 0.03
+    assert zero_share["electronics"] > zero_share["grocery"]  # zero days happen where volume is low
+
+
+def test_day_to_day_noise_is_moderately_over_dispersed(demo: dict[str, pd.DataFrame]) -> None:
+    sa = demo["sales_daily"]
+    recent = sa[(sa["date"] > sa["date"].max() - pd.Timedelta(days=91)) & (sa["discount"] == 0)]
+    # Same series, same weekday, one quarter, no promotion: what is left is mostly the count noise.
+    groups = recent.groupby(["store_id", "sku", recent["date"].dt.day_of_week])["units"].agg(["mean", "var"])
+    ratio = (groups["var"] / groups["mean"])[groups["mean"] > 0]
+    assert 1.1 < ratio.median() < 3.0  # more than Poisson, far from the heavy noise of gamma shape 2-6

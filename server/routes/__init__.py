@@ -2,6 +2,13 @@
 
 from fastapi import APIRouter
 
-from server.routes import health
+from server.routes import approvals, assistants, health, knowledge, runs, threads
 
-ROUTERS: list[APIRouter] = [health.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    assistants.router,
+    threads.router,
+    runs.router,
+    approvals.router,
+    knowledge.router,
+]

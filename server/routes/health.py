@@ -17,9 +17,6 @@ from server.resources import Resources
 
 router = APIRouter(tags=["health"])
 
-MODEL_NAMES = ("delay", "demand")
-
-
 @router.get("/ok", summary="Liveness probe")
 async def ok() -> dict[str, bool]:
     """Answers as soon as the process serves HTTP; no dependency is touched."""
@@ -54,28 +51,35 @@ async def _qdrant(res: Resources) -> dict[str, Any]:
     return {"kind": qdrant_kind(res.settings), "collections": sorted(c.name for c in collections.collections)}
 
 
+async def _knowledge(res: Resources) -> dict[str, Any]:
+    async with res.knowledge_lock:
+        sizes = await asyncio.to_thread(res.knowledge.collection_sizes)
+    return {"policy_version": res.knowledge.policy.version, "embedder": res.knowledge.embedder.name, "points": sizes}
+
+
 def _models(res: Resources) -> dict[str, Any]:
-    models_dir = res.settings.resolved_models_dir
-    present = {
-        name: ("present" if (models_dir / name).is_dir() and any((models_dir / name).iterdir()) else "missing")
-        for name in MODEL_NAMES
-    }
-    return {"status": "ok", "dir": str(models_dir), "models": present}
+    models = {name: status.as_dict() for name, status in res.models.items()}
+    return {"status": "ok", "dir": str(res.settings.resolved_models_dir), "models": models}
 
 
 @router.get("/health", summary="Dependency health", responses={503: {"description": "a dependency is down"}})
 async def health(res: ResourcesDep, _: Viewer) -> JSONResponse:
-    """Each dependency's state: database, checkpointer, Qdrant, models and the LLM mode.
+    """Each dependency's state: database, checkpointer, Qdrant, knowledge base, models and the LLM mode.
 
-    200 when database, checkpointer and Qdrant answer; 503 otherwise. Models and LLM are informational.
+    200 when database, checkpointer, Qdrant and the knowledge base answer; 503 otherwise. Models and LLM
+    are informational.
     """
-    database, checkpointer, qdrant = await asyncio.gather(
-        _timed(lambda: _database(res)), _timed(lambda: _checkpointer(res)), _timed(lambda: _qdrant(res))
+    database, checkpointer, qdrant, knowledge = await asyncio.gather(
+        _timed(lambda: _database(res)),
+        _timed(lambda: _checkpointer(res)),
+        _timed(lambda: _qdrant(res)),
+        _timed(lambda: _knowledge(res)),
     )
     components: dict[str, Any] = {
         "database": database,
         "checkpointer": checkpointer,
         "qdrant": qdrant,
+        "knowledge": knowledge,
         "models": _models(res),
         "llm": {
             "status": "ok",
@@ -83,7 +87,7 @@ async def health(res: ResourcesDep, _: Viewer) -> JSONResponse:
             "model": res.settings.llm_model if res.settings.llm_mode == "llm" else None,
         },
     }
-    healthy = all(components[name]["status"] == "ok" for name in ("database", "checkpointer", "qdrant"))
+    healthy = all(components[name]["status"] == "ok" for name in ("database", "checkpointer", "qdrant", "knowledge"))
     body = {
         "status": "ok" if healthy else "error",
         "service": "rimas",

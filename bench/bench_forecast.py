@@ -1,0 +1,87 @@
+"""Benchmark: forecasting 500 series x 90 days with the demand model, in one pass.
+
+Times (best of ``--repeat``) the whole ``DemandModel.forecast`` call and its parts: building the panel,
+computing the features, and the two quantile boosters' ``predict``.
+
+    .venv/bin/python bench/bench_forecast.py [--model MODELS_DIR] [--horizon 90] [--repeat 3] [--json OUT]
+
+Without ``--model`` a demand model with the given horizon is trained on the demo seed's 500 series into a
+temporary directory first (with at most 150 rounds per quantile, to keep the benchmark short).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml.demand.artifacts import save_demand
+from ml.demand.features import build_features
+from ml.demand.model import DemandModel
+from ml.demand.panel import build_panel
+from ml.demand.train import DemandTrainConfig, train_demand
+from ml.report import format_table, write_json
+from ml.synth import generate
+
+
+def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--horizon", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    sales = generate(seed=7, scale="demo")["sales_daily"]
+    with tempfile.TemporaryDirectory() as tmp:
+        models = args.model
+        train_seconds = None
+        if models is None:
+            models = Path(tmp)
+            started = time.perf_counter()
+            cfg = DemandTrainConfig(horizon=args.horizon, max_rounds=150)
+            save_demand(train_demand(sales, cfg, source="synth demo"), models)
+            train_seconds = time.perf_counter() - started
+        model = DemandModel().load(models)
+        horizon = min(args.horizon, model.horizon)
+        qm = model.quantile_models
+
+        t_total, fc = best_of(args.repeat, lambda: model.forecast(sales, horizon))
+        t_panel, panel = best_of(args.repeat, lambda: build_panel(sales))
+        offsets = np.arange(panel.n_days, panel.n_days + horizon)
+        t_feat, block = best_of(args.repeat, lambda: build_features(panel, offsets, model.horizon))
+        t_pred, _ = best_of(args.repeat, lambda: [b.predict(block.matrix) for b in qm.boosters.values()])
+
+    n_series = len(panel.keys)
+    rows: list[tuple[str, float]] = [
+        ("DemandModel.forecast, everything", t_total),
+        ("panel from 550k history rows", t_panel),
+        ("features", t_feat),
+        ("P50 + P90 Booster.predict", t_pred),
+    ]
+    print(f"demand model {model.model_version} (horizon {model.horizon}): {n_series} series x {horizon} days "
+          f"= {len(fc)} forecasts, best of {args.repeat}"
+          + (f"; trained in {train_seconds:.1f} s" if train_seconds else ""))
+    print(format_table(["step", "seconds"], rows))
+    if args.json:
+        write_json(args.json, {"series": n_series, "horizon": horizon, "forecasts": len(fc),
+                               "model_version": model.model_version, "seconds": {n: t for n, t in rows},
+                               "train_seconds": train_seconds})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Delay-risk classifier: P(order is late) from the ten shipping features."""

@@ -1,0 +1,129 @@
+"""Runs on a thread: stream (SSE), wait, background; list, get, join, re-attach to the stream, cancel.
+
+The payload is LangGraph's (``assistant_id``, ``input`` or ``command``, ``stream_mode``, ``context``,
+``metadata``, ``checkpoint_id``, ``multitask_strategy``, ``if_not_exists``, ``on_disconnect``). A thread runs
+one run at a time: a second one is a 409 (``multitask_strategy='reject'``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from sse_starlette import EventSourceResponse
+
+from server.auth import Operator, Viewer
+from server.errors import ApiError
+from server.runtime import store
+from server.runtime.deps import RuntimeDep
+from server.runtime.events import STREAM_MODES
+from server.runtime.responses import run_headers, stream_response, waiting_json
+from server.runtime.schemas import RunCreate
+from server.runtime.state import run_json
+
+router = APIRouter(tags=["runs"])
+
+
+@router.post("/threads/{thread_id}/runs/stream", summary="Start a run and stream its events (SSE)")
+async def stream_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> EventSourceResponse:
+    """``metadata`` first, then one event per requested mode, ``error`` on failure, ``end`` last; each with
+    an ``id`` to resume from (``GET .../runs/{run_id}/stream`` with ``Last-Event-ID``)."""
+    run = await runtime.manager.start(thread_id, body, principal, "stream")
+    return stream_response(runtime.manager, thread_id, run.run_id)
+
+
+@router.post("/threads/{thread_id}/runs/wait", summary="Start a run and wait for its result")
+async def wait_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> StreamingResponse:
+    """The thread's values when the run ends (``__interrupt__`` when it waits for a person, ``__error__``
+    when it failed). The run goes on if the client disconnects, unless ``on_disconnect='cancel'``."""
+    run = await runtime.manager.start(thread_id, body, principal, "wait")
+    return waiting_json(runtime.manager, run, thread_id, run.run_id, cancel_on_disconnect=run.on_disconnect == "cancel")
+
+
+@router.post("/threads/{thread_id}/runs", summary="Start a background run")
+async def create_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> JSONResponse:
+    run = await runtime.manager.start(thread_id, body, principal, "background")
+    row = await store.get_run(runtime.pool, thread_id, run.run_id)
+    return JSONResponse(run_json(row), headers=run_headers(thread_id, run.run_id, "stream"))
+
+
+@router.get("/threads/{thread_id}/runs", summary="List a thread's runs")
+async def list_runs(
+    thread_id: str,
+    runtime: RuntimeDep,
+    _: Viewer,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: Literal["pending", "running", "success", "error", "interrupted", "timeout"] | None = None,
+) -> list[dict[str, Any]]:
+    await store.fetch_thread(runtime.pool, thread_id)
+    rows = await store.list_runs(runtime.pool, thread_id, limit=limit, offset=offset, status=status)
+    return [run_json(row) for row in rows]
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", summary="Get a run")
+async def get_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+    return run_json(await store.get_run(runtime.pool, thread_id, _uuid(run_id)))
+
+
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, summary="Delete an ended run's record")
+async def delete_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Operator) -> Response:
+    await store.delete_run(runtime.pool, thread_id, _uuid(run_id))
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/join", summary="Wait for a run and get the thread's values")
+async def join_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Viewer) -> StreamingResponse:
+    await store.get_run(runtime.pool, thread_id, _uuid(run_id))
+    run = runtime.manager.local(thread_id, run_id)
+    return waiting_json(runtime.manager, run, thread_id, run_id, cancel_on_disconnect=False)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/stream", summary="Re-attach to a run's event stream")
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    runtime: RuntimeDep,
+    principal: Viewer,
+    stream_mode: Annotated[list[str] | None, Query(description="Only these modes (default: all of the run's).")] = None,
+    cancel_on_disconnect: bool = False,
+    last_event_id: Annotated[str | None, Header(description="Replay the events after this id.")] = None,
+) -> EventSourceResponse:
+    """Replays the buffered events after ``Last-Event-ID`` and follows the run to its ``end``. A run this
+    process does not hold (another process, or ended before a restart) gives its final values and ``end``."""
+    await store.get_run(runtime.pool, thread_id, _uuid(run_id))
+    modes = [m for m in stream_mode or [] if m] or None
+    for mode in modes or []:
+        if mode not in STREAM_MODES:
+            raise ApiError(422, "validation_error", f"stream_mode: {mode!r} is not one of {', '.join(STREAM_MODES)}")
+    if cancel_on_disconnect and not principal.has("operator"):
+        raise ApiError(403, "forbidden", "cancel_on_disconnect needs the operator role")
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return stream_response(runtime.manager, thread_id, run_id, after=after, modes=modes,
+                           cancel_on_disconnect=cancel_on_disconnect)  # fmt: skip
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", summary="Cancel a run", status_code=202)
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    runtime: RuntimeDep,
+    _: Operator,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    """Stop an executing run (its status becomes ``interrupted``; the thread keeps the checkpoints made so
+    far). ``wait=1`` answers 204 once it has stopped."""
+    if action != "interrupt":
+        raise ApiError(422, "validation_error", "action: 'rollback' is not supported; allowed: interrupt")
+    await runtime.manager.cancel(thread_id, _uuid(run_id), wait=wait)
+    return Response(status_code=204 if wait else 202)
+
+
+def _uuid(run_id: str) -> str:
+    try:
+        return str(uuid.UUID(run_id))
+    except ValueError:
+        raise ApiError(404, "not_found", f"run {run_id} not found (run ids are UUIDs)") from None

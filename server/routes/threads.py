@@ -1,0 +1,121 @@
+"""Threads: create, read, search, delete; their state, history (time travel) and audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict
+
+from server.auth import Operator, Viewer
+from server.runtime import store
+from server.runtime.audit import audit_events, render_text
+from server.runtime.deps import RuntimeDep
+from server.runtime.schemas import CheckpointRef, HistoryRequest, ThreadCreate, ThreadPatch, ThreadSearch
+from server.runtime.state import thread_json
+
+router = APIRouter(tags=["threads"])
+
+
+class StateAtCheckpoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    checkpoint: CheckpointRef
+    subgraphs: bool = False
+
+
+@router.post("/threads", summary="Create a thread")
+async def create_thread(body: ThreadCreate, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
+    """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``)."""
+    thread_id = body.thread_id or str(uuid.uuid4())
+    row = await store.create_thread(runtime.pool, thread_id, body.metadata, principal.id, body.if_exists)
+    return thread_json(row, await runtime.values(row))
+
+
+@router.post("/threads/search", summary="Search threads")
+async def search_threads(
+    body: ThreadSearch, runtime: RuntimeDep, _: Viewer, response: Response
+) -> list[dict[str, Any]]:
+    """Threads by metadata (containment) and status, sorted and paged; each with its current values."""
+    rows = await store.search_threads(
+        runtime.pool, metadata=body.metadata, status=body.status, ids=body.ids, limit=body.limit,
+        offset=body.offset, sort_by=body.sort_by, sort_order=body.sort_order,
+    )  # fmt: skip
+    if len(rows) == body.limit:
+        response.headers["X-Pagination-Next"] = str(body.offset + body.limit)
+    if body.select is not None and "values" not in body.select:
+        return [thread_json(row) for row in rows]
+    values = await asyncio.gather(*(runtime.values(row) for row in rows))
+    return [thread_json(row, v) for row, v in zip(rows, values, strict=True)]
+
+
+@router.post("/threads/count", summary="Count threads")
+async def count_threads(body: ThreadSearch, runtime: RuntimeDep, _: Viewer) -> int:
+    return await store.count_threads(runtime.pool, metadata=body.metadata, status=body.status)
+
+
+@router.get("/threads/{thread_id}", summary="Get a thread")
+async def get_thread(thread_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+    row = await store.fetch_thread(runtime.pool, thread_id)
+    return thread_json(row, await runtime.values(row))
+
+
+@router.patch("/threads/{thread_id}", summary="Merge metadata into a thread")
+async def patch_thread(thread_id: str, body: ThreadPatch, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
+    row = await store.patch_thread(runtime.pool, thread_id, body.metadata)
+    return thread_json(row, await runtime.values(row))
+
+
+@router.delete("/threads/{thread_id}", status_code=204, summary="Delete a thread and its checkpoints")
+async def delete_thread(thread_id: str, runtime: RuntimeDep, _: Operator) -> Response:
+    await runtime.delete_thread(thread_id)
+    return Response(status_code=204)
+
+
+@router.get("/threads/{thread_id}/state", summary="The thread's current state")
+async def get_state(thread_id: str, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False) -> dict[str, Any]:
+    return await runtime.state(thread_id)
+
+
+@router.get("/threads/{thread_id}/state/{checkpoint_id}", summary="The thread's state at a checkpoint")
+async def get_state_at(
+    thread_id: str, checkpoint_id: str, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False
+) -> dict[str, Any]:
+    return await runtime.state(thread_id, checkpoint_id)
+
+
+@router.post("/threads/{thread_id}/state/checkpoint", summary="The thread's state at a checkpoint")
+async def post_state_at(thread_id: str, body: StateAtCheckpoint, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+    return await runtime.state(thread_id, body.checkpoint.checkpoint_id)
+
+
+@router.get("/threads/{thread_id}/history", summary="The thread's checkpoints, newest first")
+async def get_history(
+    thread_id: str,
+    runtime: RuntimeDep,
+    _: Viewer,
+    limit: int = Query(10, ge=1, le=1000),
+    before: str | None = Query(None, description="Only checkpoints older than this checkpoint id."),
+) -> list[dict[str, Any]]:
+    return await runtime.history(thread_id, HistoryRequest(limit=limit, before=before))
+
+
+@router.post("/threads/{thread_id}/history", summary="The thread's checkpoints, newest first")
+async def post_history(thread_id: str, body: HistoryRequest, runtime: RuntimeDep, _: Viewer) -> list[dict[str, Any]]:
+    """Each checkpoint with its values, next nodes, tasks (what ran, what it wrote), interrupts, metadata
+    (step, run, actor) and a ``summary``; ``before`` pages back, ``metadata`` filters."""
+    return await runtime.history(thread_id, body)
+
+
+@router.get("/threads/{thread_id}/audit", summary="The thread's audit trail", response_model=None)
+async def get_audit(
+    thread_id: str, runtime: RuntimeDep, _: Viewer, format: Literal["json", "text"] = "json"
+) -> dict[str, Any] | PlainTextResponse:
+    """Who did what when: runs started, node writes, approvals asked, decisions with approver and comment."""
+    events = await audit_events(runtime, thread_id)
+    if format == "text":
+        return PlainTextResponse(render_text(thread_id, events))
+    return {"thread_id": thread_id, "events": events}

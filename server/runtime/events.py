@@ -1,0 +1,95 @@
+"""From LangGraph stream parts to the SSE events of the LangGraph Server protocol.
+
+Requested modes map onto the graph's stream modes: ``values``, ``updates``, ``custom``, ``debug``, ``tasks``
+and ``checkpoints`` pass through (``values`` carries ``__interrupt__`` when the run stops at an interrupt);
+``messages`` becomes ``messages/metadata`` (first sight of a message), ``messages/partial`` (the message
+accumulated so far, as LLM tokens arrive) and ``messages/complete`` (the finished message);
+``messages-tuple`` passes the raw ``[message, metadata]`` pairs as ``messages``. Events from subgraphs are
+named ``<mode>|<namespace>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
+
+from server.runtime.serde import to_jsonable
+
+STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
+_PASS_THROUGH = {"values", "updates", "custom", "debug", "tasks", "checkpoints"}
+
+Emit = Callable[[str, Any], object]
+
+
+def graph_modes(requested: Iterable[str]) -> list[str]:
+    """The LangGraph stream modes that produce the requested SSE modes."""
+    modes: list[str] = []
+    for mode in requested:
+        target = "messages" if mode in ("messages", "messages-tuple") else mode
+        if target not in modes:
+            modes.append(target)
+    return modes
+
+
+class EventTranslator:
+    """Stateful translator for one run (it accumulates message chunks by message id)."""
+
+    def __init__(self, requested: Iterable[str], emit: Emit) -> None:
+        self.requested = set(requested)
+        self.emit = emit
+        self._partial: dict[str, BaseMessageChunk] = {}
+        self._seen: set[str] = set()
+        self._complete: set[str] = set()
+
+    @staticmethod
+    def _name(mode: str, ns: tuple[str, ...] | list[str]) -> str:
+        return "|".join([mode, *ns]) if ns else mode
+
+    def handle(self, part: dict[str, Any]) -> None:
+        """Translate one ``version="v2"`` stream part."""
+        mode, ns, data = part["type"], tuple(part.get("ns") or ()), part["data"]
+        if mode == "values":
+            if "values" not in self.requested:
+                return
+            payload = to_jsonable(data) if isinstance(data, dict) else {"value": to_jsonable(data)}
+            interrupts = part.get("interrupts") or ()
+            if interrupts:
+                payload = {**payload, "__interrupt__": to_jsonable(list(interrupts))}
+            self.emit(self._name("values", ns), payload)
+        elif mode == "messages":
+            message, metadata = data
+            if "messages-tuple" in self.requested:
+                self.emit(self._name("messages", ns), [to_jsonable(message), to_jsonable(metadata)])
+            if "messages" in self.requested:
+                self._message(message, metadata, ns)
+        elif mode in _PASS_THROUGH and mode in self.requested:
+            self.emit(self._name(mode, ns), to_jsonable(data))
+
+    def _message(self, message: BaseMessage, metadata: Any, ns: tuple[str, ...]) -> None:
+        key = message.id or f"anonymous-{id(message)}"
+        if key not in self._seen:
+            self._seen.add(key)
+            self.emit(self._name("messages/metadata", ns), {key: {"metadata": to_jsonable(metadata)}})
+        if isinstance(message, BaseMessageChunk):
+            merged = self._partial[key] + message if key in self._partial else message
+            self._partial[key] = merged
+            if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
+                self._finish(key, ns)
+            else:
+                self.emit(self._name("messages/partial", ns), [to_jsonable(merged)])
+        elif key not in self._complete:
+            self._partial.pop(key, None)
+            self._complete.add(key)
+            self.emit(self._name("messages/complete", ns), [to_jsonable(message)])
+
+    def _finish(self, key: str, ns: tuple[str, ...] = ()) -> None:
+        chunk = self._partial.pop(key)
+        self._complete.add(key)
+        self.emit(self._name("messages/complete", ns), [to_jsonable(message_chunk_to_message(chunk))])
+
+    def flush(self) -> None:
+        """Complete every message still streaming (the run ended)."""
+        for key in list(self._partial):
+            self._finish(key)

@@ -1,0 +1,293 @@
+"""SQL over the ``threads`` index and the ``runs`` record (migration 0002).
+
+Per-thread exclusivity lives here: :func:`claim_thread` locks the thread's row (``SELECT ... FOR UPDATE``),
+checks it is not busy (and, for a resume, that it is interrupted), records the run and marks the thread
+busy in one transaction, so two racing requests, in one process or in several, cannot both start a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from server.errors import ApiError
+
+ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
+RunStatus = Literal["pending", "running", "success", "error", "interrupted", "timeout"]
+THREAD_STATUSES: tuple[ThreadStatus, ...] = ("idle", "busy", "interrupted", "error")
+RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "running", "success", "error", "interrupted", "timeout")
+THREAD_SORT = ("thread_id", "status", "created_at", "updated_at")
+
+Row = dict[str, Any]
+Pool = AsyncConnectionPool[Any]
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What is recorded when a run is claimed."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    multitask_strategy: str
+    kwargs: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    actor: str
+    owner_key: int
+
+
+# -- threads --------------------------------------------------------------------------------------------------
+
+
+async def create_thread(
+    pool: Pool, thread_id: str, metadata: Mapping[str, Any], created_by: str, if_exists: str
+) -> Row:
+    """Insert a thread; an existing id is a 409 unless ``if_exists='do_nothing'`` (then it is returned)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "INSERT INTO threads (thread_id, metadata, created_by) VALUES (%s, %s, %s) "
+            "ON CONFLICT (thread_id) DO NOTHING RETURNING *",
+            (thread_id, Jsonb(dict(metadata)), created_by),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            return dict(row)
+        if if_exists != "do_nothing":
+            raise ApiError(
+                409, "conflict", f"thread {thread_id} already exists; pass if_exists='do_nothing' to reuse it"
+            )
+        existing = await get_thread(conn, thread_id)
+    if existing is None:  # deleted between the two statements
+        raise ApiError(409, "conflict", f"thread {thread_id} was deleted while being created; retry")
+    return existing
+
+
+async def get_thread(conn: AsyncConnection[Any], thread_id: str) -> Row | None:
+    cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s", (thread_id,))
+    row = await cur.fetchone()
+    return dict(row) if row is not None else None
+
+
+async def fetch_thread(pool: Pool, thread_id: str) -> Row:
+    """The thread's index row, or a 404 naming it."""
+    async with pool.connection() as conn:
+        row = await get_thread(conn, thread_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"thread {thread_id} not found")
+    return row
+
+
+async def patch_thread(pool: Pool, thread_id: str, metadata: Mapping[str, Any]) -> Row:
+    """Merge ``metadata`` into the thread's metadata."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE threads SET metadata = metadata || %s, updated_at = now() WHERE thread_id = %s RETURNING *",
+            (Jsonb(dict(metadata)), thread_id),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "not_found", f"thread {thread_id} not found")
+    return dict(row)
+
+
+async def delete_thread(conn: AsyncConnection[Any], thread_id: str) -> None:
+    """Delete an idle thread's row (its runs go with it); a busy thread is a 409."""
+    cur = await conn.execute(
+        "DELETE FROM threads WHERE thread_id = %s AND status <> 'busy' RETURNING thread_id", (thread_id,)
+    )
+    if await cur.fetchone() is None:
+        row = await get_thread(conn, thread_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"thread {thread_id} not found")
+        raise ApiError(
+            409, "thread_busy", f"thread {thread_id} is busy with run {row['current_run_id']}; cancel it first"
+        )
+
+
+def _thread_filters(
+    metadata: Mapping[str, Any] | None, status: str | None, ids: Sequence[str] | None
+) -> tuple[sql.Composable, list[Any]]:
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+    if metadata:
+        clauses.append(sql.SQL("metadata @> %s"))
+        params.append(Jsonb(dict(metadata)))
+    if status:
+        clauses.append(sql.SQL("status = %s"))
+        params.append(status)
+    if ids:
+        clauses.append(sql.SQL("thread_id = ANY(%s)"))
+        params.append(list(ids))
+    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+    return where, params
+
+
+async def search_threads(
+    pool: Pool,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    status: str | None = None,
+    ids: Sequence[str] | None = None,
+    limit: int = 10,
+    offset: int = 0,
+    sort_by: str = "created_at",
+    sort_order: str = "desc",
+) -> list[Row]:
+    where, params = _thread_filters(metadata, status, ids)
+    order = sql.SQL("ASC") if sort_order == "asc" else sql.SQL("DESC")
+    query = sql.SQL("SELECT * FROM threads{} ORDER BY {} {}, thread_id LIMIT %s OFFSET %s").format(
+        where, sql.Identifier(sort_by), order
+    )
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, [*params, limit, offset])
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def count_threads(pool: Pool, *, metadata: Mapping[str, Any] | None = None, status: str | None = None) -> int:
+    where, params = _thread_filters(metadata, status, None)
+    async with pool.connection() as conn:
+        cur = await conn.execute(sql.SQL("SELECT count(*) AS n FROM threads{}").format(where), params)
+        row = await cur.fetchone()
+    return int(row["n"]) if row else 0
+
+
+async def interrupted_threads(pool: Pool, assistant_id: str | None = None) -> list[Row]:
+    """Threads waiting at an interrupt, the longest-waiting first."""
+    query = "SELECT * FROM threads WHERE status = 'interrupted'"
+    params: list[Any] = []
+    if assistant_id:
+        query += " AND assistant_id = %s"
+        params.append(assistant_id)
+    async with pool.connection() as conn:
+        cur = await conn.execute(query + " ORDER BY interrupted_at NULLS LAST, thread_id", params)
+        return [dict(r) for r in await cur.fetchall()]
+
+
+# -- claiming and finishing runs ------------------------------------------------------------------------------
+
+Prepare = Callable[[Row], Awaitable[None]]
+
+
+async def claim_thread(pool: Pool, run: NewRun, *, create: bool, prepare: Prepare | None = None) -> Row:
+    """Atomically make ``run`` the thread's current run (see the module doc).
+
+    ``create`` inserts a missing thread (``if_not_exists='create'``), else a missing thread is a 404.
+    ``prepare(row)`` runs inside the transaction with the locked row (it may raise to refuse the run, e.g.
+    a resume of a thread that is not interrupted). Returns the thread row as it was before the claim.
+    """
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+        row = await cur.fetchone()
+        if row is None:
+            if not create:
+                raise ApiError(
+                    404, "not_found", f"thread {run.thread_id} not found; create it or pass if_not_exists='create'"
+                )
+            await conn.execute(
+                "INSERT INTO threads (thread_id, created_by, assistant_id, metadata) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (thread_id) DO NOTHING",
+                (run.thread_id, run.actor, run.assistant_id, Jsonb({"graph_id": run.assistant_id})),
+            )
+            cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+            row = await cur.fetchone()
+            assert row is not None
+        before = dict(row)
+        if before["status"] == "busy":
+            raise ApiError(
+                409,
+                "thread_busy",
+                f"thread {run.thread_id} is busy with run {before['current_run_id']}; "
+                "multitask_strategy 'reject' refuses a second run (wait for it, or cancel it)",
+            )
+        if prepare is not None:
+            await prepare(before)
+        await conn.execute(
+            "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
+            "owner_key, started_at) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, now())",
+            (run.run_id, run.thread_id, run.assistant_id, run.multitask_strategy, Jsonb(dict(run.kwargs)),
+             Jsonb(dict(run.metadata)), run.actor, run.owner_key),
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE threads SET status = 'busy', current_run_id = %s, assistant_id = %s, updated_at = now() "
+            "WHERE thread_id = %s",
+            (run.run_id, run.assistant_id, run.thread_id),
+        )
+    return before
+
+
+async def finish_run(
+    pool: Pool,
+    *,
+    run_id: str,
+    thread_id: str,
+    status: RunStatus,
+    error: str | None,
+    thread_status: ThreadStatus,
+    interrupts: list[dict[str, Any]],
+    interrupted_at: dt.datetime | None,
+) -> None:
+    """Record a run's outcome and release its thread (only if the run still holds it)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE runs SET status = %s, error = %s, ended_at = now(), updated_at = now() WHERE run_id = %s",
+            (status, error, run_id),
+        )
+        await conn.execute(
+            "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
+            "updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
+            (thread_status, Jsonb(interrupts), interrupted_at, thread_id, run_id),
+        )
+
+
+# -- runs -----------------------------------------------------------------------------------------------------
+
+
+async def get_run(pool: Pool, thread_id: str, run_id: str) -> Row:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM runs WHERE run_id = %s AND thread_id = %s", (run_id, thread_id))
+        row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "not_found", f"run {run_id} not found in thread {thread_id}")
+    return dict(row)
+
+
+async def list_runs(pool: Pool, thread_id: str, *, limit: int, offset: int, status: str | None) -> list[Row]:
+    query = "SELECT * FROM runs WHERE thread_id = %s"
+    params: list[Any] = [thread_id]
+    if status:
+        query += " AND status = %s"
+        params.append(status)
+    query += " ORDER BY created_at DESC, run_id LIMIT %s OFFSET %s"
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, [*params, limit, offset])
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def runs_by_id(pool: Pool, run_ids: Sequence[str]) -> dict[str, Row]:
+    if not run_ids:
+        return {}
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM runs WHERE run_id = ANY(%s::uuid[])", (list(run_ids),))
+        return {str(r["run_id"]): dict(r) for r in await cur.fetchall()}
+
+
+async def active_runs(pool: Pool) -> list[Row]:
+    """Runs recorded as pending or running (by any process)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT * FROM runs WHERE status IN ('pending', 'running')")
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def delete_run(pool: Pool, thread_id: str, run_id: str) -> None:
+    """Delete an ended run's record (an executing run is a 409)."""
+    row = await get_run(pool, thread_id, run_id)
+    if row["status"] in ("pending", "running"):
+        raise ApiError(409, "conflict", f"run {run_id} is still {row['status']}; cancel it first")
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))

@@ -1,0 +1,114 @@
+"""The ML commands through ``ml.cli.main``: files in, files out, clear errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from ml.cli import main
+
+
+def _write_sales(frame: pd.DataFrame, path: Path) -> Path:
+    frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d")).to_csv(path, index=False)
+    return path
+
+
+def test_train_then_predict_delay_from_public_csv(
+    public_orders: pd.DataFrame, write_public_csv: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    train_csv = write_public_csv(public_orders.head(1500), "train.csv")
+    models = tmp_path / "models"
+    assert main(["train", "delay", "--data", str(train_csv), "--out", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "ROC-AUC" in out and "logistic regression" in out
+    [version] = list((models / "delay").iterdir())
+    assert json.loads((version / "metrics.json").read_text())["holdout"]["roc_auc"] > 0.5
+
+    rows = public_orders.head(5).drop(columns=["Reached.on.Time_Y.N"]).astype(str)
+    bad = rows.iloc[[0, 1]].copy()
+    bad.iloc[0, bad.columns.get_loc("Warehouse_block")] = "Z"
+    bad.iloc[1, bad.columns.get_loc("Weight_in_gms")] = "heavy"
+    score_csv = write_public_csv(pd.concat([rows.iloc[:2], bad, rows.iloc[2:]]), "score.csv")
+    result = tmp_path / "scored.csv"
+    code = main(["predict", "delay", "--model", str(models), "--data", str(score_csv), "--out", str(result)])
+    captured = capsys.readouterr()
+    assert code == 1  # some rows were bad; the good ones are scored
+    assert "line 4: warehouse_block: unknown value 'Z' (allowed: A, B, C, D, F)" in captured.err
+    assert "line 5: weight_in_gms: 'heavy' is not a number" in captured.err
+    assert "Traceback" not in captured.err
+    scored = pd.read_csv(result)
+    assert scored.columns[:3].tolist() == ["ID", "delay_probability", "severity"]
+    assert scored["ID"].tolist() == rows["ID"].astype(int).tolist()
+    assert scored["severity"].isin(["none", "info", "warning", "critical"]).all()
+    assert scored["model_version"].nunique() == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("ID,Warehouse_block\n1,A\n", "missing column"),
+    ],
+)
+def test_bad_files_give_a_message_and_exit_2(
+    content: str, message: str, delay_models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    code = main(["predict", "delay", "--model", str(delay_models_dir), "--data", str(path),
+                 "--out", str(tmp_path / "o.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_missing_model_and_missing_database_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("ID\n1\n")
+    assert main(["predict", "delay", "--model", str(tmp_path), "--data", str(path), "--out", "o.csv"]) == 2
+    assert "no 'delay' model" in capsys.readouterr().err
+    assert main(["train", "delay", "--out", str(tmp_path)]) == 2
+    assert "pass --data" in capsys.readouterr().err
+
+
+def test_train_delay_from_the_database(open_db: Callable[[], Any], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "delay", "--out", str(tmp_path)], open_db=open_db)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "seeded database" in next((tmp_path / "delay").iterdir()).joinpath("model_card.md").read_text()
+
+
+def test_demand_train_forecast_and_backtest(
+    sales: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _write_sales(sales, tmp_path / "train.csv")
+    models = tmp_path / "models"
+    assert main(["train", "demand", "--data", str(data), "--out", str(models), "--horizon", "7"]) == 0
+    assert "seasonal naive" in capsys.readouterr().out
+
+    out = tmp_path / "fc.csv"
+    assert main(["forecast", "demand", "--model", str(models), "--history", str(data), "--horizon", "7",
+                 "--out", str(out)]) == 0
+    fc = pd.read_csv(out)
+    assert fc.columns.tolist() == ["date", "store", "item", "p50", "p90"]
+    assert len(fc) == sales.groupby(["store", "item"]).ngroups * 7
+    assert fc["date"].min() == (sales["date"].max() + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+
+    assert main(["forecast", "demand", "--model", str(models), "--history", str(data), "--horizon", "30",
+                 "--out", str(out)]) == 2
+    assert "horizon" in capsys.readouterr().err
+
+    report = tmp_path / "bt.json"
+    assert main(["backtest", "demand", "--data", str(data), "--horizon", "7", "--out", str(report)]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads(report.read_text())
+    assert f"{metrics['model']['smape']:.2f}" in table
+    assert {"smape", "wape", "p90_coverage"} <= set(metrics["model"])
+    assert {"smape", "wape"} <= set(metrics["seasonal_naive"]) and "smape" in metrics["same_weekday_last_year"]
