@@ -1,7 +1,9 @@
 """Benchmark: forecasting 500 series x 90 days with the demand model, in one pass.
 
 Times (best of ``--repeat``) the whole ``DemandModel.forecast`` call and its parts: building the panel,
-computing the features, and the two quantile boosters' ``predict``.
+writing the planned promotions into its calendar, computing the features, and the two quantile boosters'
+``predict``. The planned promotions are the demo seed's ``promotions`` table (windows; some run past the
+last history day, so the forecast days carry planned discounts).
 
     .venv/bin/python bench/bench_forecast.py [--model MODELS_DIR] [--horizon 90] [--repeat 3] [--json OUT]
 
@@ -24,6 +26,7 @@ from ml.demand.artifacts import save_demand
 from ml.demand.features import build_features
 from ml.demand.model import DemandModel
 from ml.demand.panel import build_panel
+from ml.demand.promotions import check_discounts_frame, overlay_discounts
 from ml.demand.train import DemandTrainConfig, train_demand
 from ml.report import format_table, write_json
 from ml.synth import generate
@@ -46,7 +49,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    sales = generate(seed=7, scale="demo")["sales_daily"]
+    data = generate(seed=7, scale="demo")
+    sales, promotions = data["sales_daily"], data["promotions"]
     with tempfile.TemporaryDirectory() as tmp:
         models = args.model
         train_seconds = None
@@ -60,8 +64,10 @@ def main() -> None:
         horizon = min(args.horizon, model.horizon)
         qm = model.quantile_models
 
-        t_total, fc = best_of(args.repeat, lambda: model.forecast(sales, horizon))
-        t_panel, panel = best_of(args.repeat, lambda: build_panel(sales))
+        t_total, fc = best_of(args.repeat, lambda: model.forecast(sales, horizon, promotions))
+        t_panel, history = best_of(args.repeat, lambda: build_panel(sales))
+        t_plan, panel = best_of(args.repeat,
+                                lambda: overlay_discounts(history, check_discounts_frame(promotions), horizon))
         offsets = np.arange(panel.n_days, panel.n_days + horizon)
         t_feat, block = best_of(args.repeat, lambda: build_features(panel, offsets, model.horizon))
         t_pred, _ = best_of(args.repeat, lambda: [b.predict(block.matrix) for b in qm.boosters.values()])
@@ -70,6 +76,7 @@ def main() -> None:
     rows: list[tuple[str, float]] = [
         ("DemandModel.forecast, everything", t_total),
         ("panel from 550k history rows", t_panel),
+        (f"planned promotions ({len(promotions)} windows) into the calendar", t_plan),
         ("features", t_feat),
         ("P50 + P90 Booster.predict", t_pred),
     ]

@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from psycopg.rows import tuple_row
 
 from ml.csvio import LINE, read_csv_rows, resolve_columns
 from ml.delay.features import canonical_columns
-from ml.demand.panel import SALES_ALIASES, SALES_COLUMNS
+from ml.demand.panel import DISCOUNT_ALIASES, SALES_ALIASES, SALES_COLUMNS
 from ml.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ ORDER BY order_date, order_id
 """
 
 _SALES_SQL = """
-SELECT date, store_id, sku, units
+SELECT date, store_id, sku, units, discount::float8 AS discount
 FROM sales_daily
 WHERE (%(since)s::date IS NULL OR date >= %(since)s::date)
 ORDER BY store_id, sku, date
@@ -64,7 +65,7 @@ class Loaded:
 
 def load_orders_db(conn: Any, *, labelled_only: bool = False, since: date | None = None) -> pd.DataFrame:
     """Orders with the ten delay features and ``is_late`` (NULL = not yet known) from the ``orders`` table."""
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=tuple_row) as cur:  # positional rows, whatever the connection default
         cur.execute(_ORDERS_SQL, {"labelled_only": labelled_only, "since": since})
         rows = cur.fetchall()
         names = [d.name for d in cur.description]
@@ -80,10 +81,10 @@ def load_orders_db(conn: Any, *, labelled_only: bool = False, since: date | None
 
 def load_sales_db(conn: Any, *, since: date | None = None) -> pd.DataFrame:
     """Daily unit sales per (store, sku) from ``sales_daily`` as ``date, store, item, sales``."""
-    with conn.cursor() as cur:
+    with conn.cursor(row_factory=tuple_row) as cur:  # positional rows, whatever the connection default
         cur.execute(_SALES_SQL, {"since": since})
         rows = cur.fetchall()
-    frame = pd.DataFrame.from_records(rows, columns=list(SALES_COLUMNS))
+    frame = pd.DataFrame.from_records(rows, columns=[*SALES_COLUMNS, "discount"])
     return _typed_sales(frame)
 
 
@@ -166,6 +167,13 @@ def read_sales_csv(path: str | Path) -> Loaded:
         ids[key] = num
     sales = pd.to_numeric(raw[mapping["sales"]].astype("string").str.strip(), errors="coerce")
     problems.append((~(sales.notna() & (sales >= 0)).to_numpy(dtype=bool), "sales", "is not a number >= 0"))
+    discount = None
+    if "discount" in (optional := resolve_columns(rows.header, DISCOUNT_ALIASES, required=())):
+        mapping["discount"] = optional["discount"]
+        text = raw[mapping["discount"]].astype("string").str.strip().replace("", "0")
+        discount = pd.to_numeric(text, errors="coerce")
+        problems.append((~(discount.notna() & (discount >= 0) & (discount < 1)).to_numpy(dtype=bool), "discount",
+                         "is not a discount (a fraction >= 0 and < 1)"))
     bad = np.zeros(n, dtype=bool)
     for mask, _, _ in problems:
         bad |= mask
@@ -186,6 +194,8 @@ def read_sales_csv(path: str | Path) -> Loaded:
             LINE: lines[~bad],
         }
     )
+    if discount is not None:
+        frame["discount"] = discount[~bad]
     dup = frame.duplicated(subset=["date", "store", "item"], keep="first")
     if dup.any():
         first_line = frame.drop_duplicates(subset=["date", "store", "item"]).set_index(["date", "store", "item"])[LINE]
@@ -221,4 +231,6 @@ def _typed_sales(frame: pd.DataFrame) -> pd.DataFrame:
             "sales": frame["sales"].astype("float64"),
         }
     )
+    if "discount" in frame.columns:
+        out["discount"] = frame["discount"].astype("float64")
     return out.sort_values(["store", "item", "date"], kind="stable").reset_index(drop=True)

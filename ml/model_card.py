@@ -131,7 +131,8 @@ SMAPE is Kaggle's: 200/n * sum |F - A| / (|F| + |A|), a term being 0 when both a
 the seasonal-naive baseline: {_fmt(reduction, 1)} %. Ideal P90 coverage is 0.90.
 
 ## Limitations
-- No promotion or price inputs: a promotion in the forecast window lifts sales the model cannot see.
+- Planned promotions are an input (the day's discount, position in the promotion, expected lift);
+  without a plan no promotion is assumed.
 - Days a series has no row for count as zero sales; a new series needs some history before its forecast
   is more than a calendar profile.
 - Forecasts beyond {meta['horizon']} days need a model trained with a longer horizon (`--horizon`).

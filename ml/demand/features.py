@@ -7,15 +7,17 @@ sales after ``T``: the whole horizon is computed in one pass, without feeding fo
 The promotion calendar is known in advance (promotions are planned before they run), so the day's own
 discount is a feature of the target day: ``discount``, ``promo_day`` (1 on a promotion's first day, 0 without
 a promotion), ``promo_days_left`` (1 on its last day, as far as the calendar reaches) and ``expected_lift``,
-``(1 - discount) ** -elasticity`` with the series' elasticity estimated from its own past promotions
-(``promo_elasticity``, from the 364 days ending at ``t - H``). Without a discount column every promotion
-feature is 0 (``expected_lift`` 1, the elasticity unknown) and the model forecasts from sales alone.
+``(1 - discount) ** -elasticity``. The elasticity (``promo_elasticity``) is estimated from past promotions
+only (the 364 days ending at ``t - H``), pooled over the stores of the series' item. Without a discount
+column every promotion feature is 0 (``expected_lift`` 1, the elasticity unknown) and the model forecasts
+from sales alone.
 
 Sales windows are "baseline" statistics: promoted days are left out of them, so a past promotion does not
-inflate the level. Volume features are divided by the series' level (mean daily sales of the non-promoted
-days among the 91 ending at ``t - H``, plus a small constant), and so is the target; forecasts are multiplied
-back. Quantiles are preserved by that positive scaling, and one global model then serves series of very
-different sizes.
+inflate them. Volume features are divided by the series' level (mean daily sales of the non-promoted days
+among the 91 ending at ``t - H``, plus a small constant). The target is divided by the level times the
+expected lift (:attr:`FeatureBlock.scale`) and forecasts are multiplied back: quantiles are preserved by that
+positive scaling, one global model serves series of very different sizes, and the trees only have to learn
+what the lift formula misses. Last year's (and the year before's) same weeks give the seasonal features.
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ def _elasticity(panel: Panel, base: _Windows, origin: np.ndarray) -> np.ndarray:
     ok = (n_promo > 0) & (baseline > 0) & (sales_sum > 0) & np.isfinite(log_ratio)
     item = pd.factorize(panel.keys["item"])[0] if len(panel.keys) else np.zeros(0, dtype=np.int64)
     n_items = int(item.max()) + 1 if item.size else 0
-    pooled = {}
+    pooled: dict[str, np.ndarray] = {}
     for name, arr in (("l", n_promo * log_ratio), ("x", x_sum), ("x2", x2_sum), ("n", n_promo)):
         acc = np.zeros((n_items, origin.size))
         np.add.at(acc, item, np.where(ok, arr, 0.0))
@@ -165,16 +167,20 @@ def _elasticity(panel: Panel, base: _Windows, origin: np.ndarray) -> np.ndarray:
     return np.where(good, np.clip(est, 0.0, MAX_ELASTICITY), np.nan)[item]
 
 
-def build_features(panel: Panel, offsets: np.ndarray, horizon: int) -> FeatureBlock:
+def build_features(panel: Panel, offsets: np.ndarray, horizon: int, *, history_discounts: bool = True) -> FeatureBlock:
     """Features for every series at target day offsets ``offsets`` (which may lie after the panel's end).
 
     Only sales of panel days ``<= offset - horizon`` are read; discounts are read up to the calendar's end.
+    With ``history_discounts=False`` the past discounts are treated as unknown (no baseline masking, no
+    elasticity estimate) while the target days' discounts are still used: the situation of a history
+    without a discount column and a plan for the forecast days only.
     """
     t = np.asarray(offsets, dtype=np.int64)
     if t.size and int(t.max()) - horizon > panel.n_days - 1:
         raise ValueError("target day too far beyond the history for this horizon")
     n_s = panel.values.shape[0]
-    promoted = panel.discount_at(np.arange(panel.n_days)) > 0
+    past = panel if history_discounts else panel.with_discounts(np.zeros((n_s, 0)))
+    promoted = past.discount_at(np.arange(panel.n_days)) > 0
     w = _Windows(panel.values)
     base = _Windows(np.where(promoted, np.nan, panel.values))  # baseline: promoted days left out
     origin = t - horizon
@@ -196,7 +202,7 @@ def build_features(panel: Panel, offsets: np.ndarray, horizon: int) -> FeatureBl
         calendar_end = max(int(t.max()) + 1 if t.size else 0, panel.discount.shape[1])
         day, left = promotion_runs(panel.discount_at(np.arange(calendar_end)))
         disc = panel.discount_at(t)
-        elasticity = _elasticity(panel, base, origin)
+        elasticity = _elasticity(past, base, origin)
         with np.errstate(invalid="ignore"):
             lift = np.where(disc > 0, (1.0 - disc) ** -elasticity, 1.0)
         promotion = {

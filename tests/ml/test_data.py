@@ -113,7 +113,8 @@ def test_sales_loader_reads_sales_daily(open_db: Callable[[], Any], sales: pd.Da
     with open_db() as conn:
         frame = load_sales_db(conn)
         recent = load_sales_db(conn, since=sales["date"].max().date())
-    assert frame.columns.tolist() == ["date", "store", "item", "sales"]
+    assert frame.columns.tolist() == ["date", "store", "item", "sales", "discount"]
+    assert frame["discount"].between(0, 0.99).all() and (frame["discount"] > 0).any()  # planned promotions
     assert len(frame) == len(sales)
     assert frame["sales"].sum() == sales["sales"].sum()
     assert len(recent) == sales.groupby(["store", "item"]).ngroups
