@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from psycopg import sql
@@ -121,3 +127,97 @@ async def app_client(settings_factory: Any, database_url: str) -> AsyncIterator[
         async with httpx.AsyncClient(transport=transport, base_url="http://rimas.test") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+# -- `rimas serve` as a real process ------------------------------------------------------------------------
+
+RIMAS = Path(sys.executable).parent / "rimas"
+_CONFIG_VARS = {"DATABASE_URL", "QDRANT_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """Live (non-zombie) postgres processes serving a cluster under ``data_dir``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"postgres" in cmdline and str(data_dir).encode() in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+class ServerProcess:
+    """One ``rimas serve`` on 127.0.0.1 (a new free port per start) with only the given configuration."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env = workdir, env
+        self.data_dir = workdir / "data"
+        self.log = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, ready: str = "/ok", timeout: float = 90) -> float:
+        """Start and wait until ``ready`` answers 200; returns the seconds that took."""
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("RIMAS_", "LANGGRAPH_", "LANGSMITH_")) and k not in _CONFIG_VARS}  # fmt: skip
+        env.update(RIMAS_PORT=str(self.port), RIMAS_DATA_DIR=str(self.data_dir), **self.env)
+        started = time.perf_counter()
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([str(RIMAS), "serve"], cwd=self.workdir, env=env, stdout=log, stderr=log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}{ready}", timeout=2).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"server not ready in {timeout:.0f} s:\n{self.log.read_text()[-3000:]}")
+
+    def postgres_pids(self) -> list[int]:
+        return postgres_pids(self.data_dir)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit code (uvicorn re-raises SIGTERM after a graceful shutdown)."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+
+@pytest.fixture
+def serve_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
+    """Factory of ``rimas serve`` processes in this test's temp dir; all are killed afterwards, with any
+    embedded PostgreSQL they left behind."""
+    made: list[ServerProcess] = []
+
+    def factory(env: dict[str, str]) -> ServerProcess:
+        made.append(ServerProcess(tmp_path, env))
+        return made[-1]
+
+    yield factory
+    for server in made:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(timeout=30)
+        for pid in server.postgres_pids():
+            os.kill(pid, signal.SIGTERM)

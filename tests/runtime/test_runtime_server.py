@@ -5,13 +5,8 @@ disconnects, Last-Event-ID reconnects); a killed server's running run is recover
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,57 +19,23 @@ RIMAS = Path(sys.executable).parent / "rimas"
 REFUND = {"order_id": "R-1", "amount": 120.0}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """One ``rimas serve`` process on 127.0.0.1 (stopped by its PID)."""
+    """A ``rimas serve`` process (the shared ``serve_process`` fixture) with the test graphs and API keys."""
 
-    def __init__(self, workdir: Path, database_url: str) -> None:
-        self.workdir, self.database_url = workdir, database_url
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.log = workdir / "server.log"
+    def __init__(self, process: Any) -> None:
+        self.process = process
+        self.log = process.log
 
     def start(self) -> None:
-        self.port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RIMAS_", "LANGGRAPH_", "LANGSMITH_"))}
-        env.update(
-            DATABASE_URL=self.database_url,
-            RIMAS_PORT=str(self.port),
-            RIMAS_DATA_DIR=str(self.workdir / "data"),
-            RIMAS_SEED_ON_START="false",
-            RIMAS_LANGGRAPH_CONFIG=str(write_langgraph_json(self.workdir)),
-            RIMAS_API_KEYS=API_KEYS,
-            RIMAS_SSE_PING_SECONDS="0.3",
-        )
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(RIMAS), "serve"], cwd=self.workdir, env=env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/ok", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"server did not answer in 60 s:\n{self.log.read_text()[-3000:]}")
+        self.process.env.setdefault("RIMAS_LANGGRAPH_CONFIG", str(write_langgraph_json(self.process.workdir)))
+        self.process.start(ready="/ok", timeout=60)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return str(self.process.url)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=30)
-        self.proc = None
-        return code
+        return int(self.process.stop(sig))
 
     def sdk(self, role: str) -> Any:
         return get_client(url=self.url, api_key=KEYS[role])
@@ -84,14 +45,14 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path, database_url: str) -> Iterator[Server]:
-    srv = Server(tmp_path, database_url)
-    try:
-        yield srv
-    finally:
-        if srv.proc is not None:
-            srv.proc.kill()
-            srv.proc.wait(timeout=30)
+def server(serve_process: Any, database_url: str) -> Server:
+    return Server(serve_process({
+        "DATABASE_URL": database_url,
+        "RIMAS_SEED_ON_START": "false",
+        "RIMAS_TRAIN_MODELS_ON_START": "false",
+        "RIMAS_API_KEYS": API_KEYS,
+        "RIMAS_SSE_PING_SECONDS": "0.3",
+    }))  # fmt: skip
 
 
 async def test_interrupt_restart_then_resume_with_the_sdk(server: Server) -> None:
