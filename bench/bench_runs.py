@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import socket
@@ -33,6 +32,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
 
+from server.checkpointer import PooledPostgresSaver
 from server.db import CONNECTION_KWARGS, connect
 from server.embedded_pg import EmbeddedPostgres
 from server.migrate import migrate
@@ -180,17 +180,15 @@ async def saver_overhead(database_url: str, config: Path, invocations: int) -> d
 
 async def saver_concurrency(database_url: str, config: Path, runs: int) -> dict[str, Any]:
     """``runs`` concurrent in-process invocations (no HTTP) with the stock saver, whose instance lock
-    serialises every checkpoint operation, and with the same saver without that lock (each operation then
-    checks a connection out of the pool on its own): how much the lock caps throughput."""
+    serialises every checkpoint operation, and with the service's ``PooledPostgresSaver`` (no lock: each
+    operation checks a connection out of the pool on its own): how much the lock caps throughput."""
     figures: dict[str, Any] = {}
-    for name in ("stock_saver", "saver_without_lock"):
+    for name in ("stock_saver", "pooled_saver"):
         async with AsyncConnectionPool[Any](
             database_url, kwargs=CONNECTION_KWARGS, min_size=10, max_size=10, open=False
         ) as pool:
             await pool.open(wait=True)
-            saver = AsyncPostgresSaver(pool)
-            if name == "saver_without_lock":
-                saver.lock = contextlib.nullcontext()  # type: ignore[assignment]
+            saver = PooledPostgresSaver(pool) if name == "pooled_saver" else AsyncPostgresSaver(pool)
             graph = load_registry(config, saver)["chain"].graph
             started = time.perf_counter()
             await asyncio.gather(
@@ -262,7 +260,7 @@ async def main() -> None:
     )
     lock: dict[str, Any] = report["saver_lock"]
     print(f"{c['runs']} concurrent in-process runs (no HTTP), pool of 10 connections")
-    for name in ("stock_saver", "saver_without_lock"):
+    for name in ("stock_saver", "pooled_saver"):
         print(f"  {name:<20} {lock[name]['runs_per_s']:>7} runs/s ({lock[name]['wall_s']} s)")
     if c["errors"]:
         print(f"  error samples: {c['error_samples']}")

@@ -24,6 +24,7 @@ from ml.startup import ModelStatus, ensure_models
 from rag.embeddings import make_embedder
 from rag.policy import get_policy
 from rag.service import KnowledgeBase
+from server.checkpointer import PooledPostgresSaver
 from server.db import Database, connect, open_pool
 from server.migrate import migrate
 from server.qdrant import open_qdrant
@@ -62,7 +63,7 @@ class Resources:
             await asyncio.to_thread(database.stop)
             raise
         try:
-            checkpointer = AsyncPostgresSaver(pool)
+            checkpointer = PooledPostgresSaver(pool)
             qdrant = await asyncio.to_thread(open_qdrant, settings)
             knowledge = await asyncio.to_thread(_open_knowledge, qdrant, settings)
         except BaseException:

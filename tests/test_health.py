@@ -27,7 +27,7 @@ async def test_health_reports_every_dependency(app_client: httpx.AsyncClient) ->
     assert components["database"]["kind"] == "external"  # the test database is given by URL
     assert components["database"]["migration"] >= 1
     assert components["checkpointer"]["status"] == "ok"
-    assert components["checkpointer"]["saver"] == "AsyncPostgresSaver"
+    assert components["checkpointer"]["saver"] == "PooledPostgresSaver"
     assert components["qdrant"] == {**components["qdrant"], "status": "ok", "kind": "local"}
     assert components["knowledge"]["status"] == "ok"
     assert components["knowledge"]["points"]["policies"] > 0  # policy documents ingested at start-up
