@@ -46,6 +46,11 @@ RUN pip install /tmp/wheels/*.whl && rm -rf /tmp/wheels
 USER rimas
 WORKDIR /home/rimas
 
+# The assistants: langgraph.json names graph files relative to itself, so both travel with the image.
+COPY --chown=rimas:rimas langgraph.json ./
+COPY --chown=rimas:rimas graphs ./graphs
+ENV RIMAS_LANGGRAPH_CONFIG=/home/rimas/langgraph.json
+
 EXPOSE 8000
 
 # slim has no curl: probe the liveness endpoint with the standard library (non-2xx raises -> exit 1).

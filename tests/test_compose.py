@@ -495,3 +495,14 @@ def test_settings_accept_the_compose_environment(monkeypatch: pytest.MonkeyPatch
         assert settings.llm_model, "empty RIMAS_LLM_MODEL from compose replaced the default model name"
     if hasattr(settings, "openai_base_url"):
         assert settings.openai_base_url in (None, ""), settings.openai_base_url
+
+
+def test_image_carries_the_assistants_config_and_graph_files() -> None:
+    """The server reads langgraph.json (graph paths relative to it), so the runtime stage must ship both."""
+    stage = runtime_stage()
+    copies = [args for op, args in stage if op == "COPY"]
+    assert any(args.split()[-2:] == ["langgraph.json", "./"] for args in copies)
+    assert any(args.split()[-2:] == ["graphs", "./graphs"] for args in copies)
+    env = " ".join(args for op, args in stage if op == "ENV")
+    assert "RIMAS_LANGGRAPH_CONFIG=/home/rimas/langgraph.json" in env
+    assert "langgraph.json" not in dockerignore_patterns()
