@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from _timing import best_of
 
 from ml.delay.artifacts import save_delay
 from ml.delay.explain import top_contributions
@@ -29,15 +27,6 @@ from ml.delay.model import DelayModel
 from ml.delay.train import train_delay
 from ml.report import format_table, write_json
 from ml.synth import generate
-
-
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def orders(n_rows: int) -> pd.DataFrame:

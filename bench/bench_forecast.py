@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from _timing import best_of
 
 from ml.demand.artifacts import save_demand
 from ml.demand.features import build_features
@@ -30,15 +29,6 @@ from ml.demand.promotions import check_discounts_frame, overlay_discounts
 from ml.demand.train import DemandTrainConfig, train_demand
 from ml.report import format_table, write_json
 from ml.synth import generate
-
-
-def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - started)
-    return best, result
 
 
 def main() -> None:

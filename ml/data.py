@@ -116,13 +116,7 @@ def read_shipping_csv(path: str | Path, *, require_label: bool = True) -> Loaded
         frame["is_late"] = labels[~bad]
     if "order_id" in frame.columns:
         frame["order_id"] = frame["order_id"].astype(str).str.strip()
-    errors.sort(key=lambda e: e.row or 0)
-    if frame.empty:
-        raise InputError(
-            f"no usable rows in {Path(path).name}"
-            + (f"; first problem: {errors[0]}" if errors else ": the file has a header but no data rows"),
-            field="file",
-        )
+    _require_rows(frame, errors, path)
     return Loaded(frame=frame.reset_index(drop=True), errors=errors, id_column=mapping.get("order_id"))
 
 
@@ -204,13 +198,7 @@ def read_sales_csv(path: str | Path) -> Loaded:
             errors.append(InputError(f"duplicate of line {seen} (same date, store and item)",
                                      field=mapping["date"], row=int(row[LINE])))
         frame = frame[~dup]
-    errors.sort(key=lambda e: e.row or 0)
-    if frame.empty:
-        raise InputError(
-            f"no usable rows in {Path(path).name}"
-            + (f"; first problem: {errors[0]}" if errors else ": the file has a header but no data rows"),
-            field="file",
-        )
+    _require_rows(frame, errors, path)
     return Loaded(frame=_typed_sales(frame.drop(columns=[LINE])), errors=errors)
 
 
@@ -234,3 +222,14 @@ def _typed_sales(frame: pd.DataFrame) -> pd.DataFrame:
     if "discount" in frame.columns:
         out["discount"] = frame["discount"].astype("float64")
     return out.sort_values(["store", "item", "date"], kind="stable").reset_index(drop=True)
+
+
+def _require_rows(frame: pd.DataFrame, errors: list[InputError], path: str | Path) -> None:
+    """Sort the row errors by line; refuse a file none of whose rows could be used."""
+    errors.sort(key=lambda e: e.row or 0)
+    if frame.empty:
+        raise InputError(
+            f"no usable rows in {Path(path).name}"
+            + (f"; first problem: {errors[0]}" if errors else ": the file has a header but no data rows"),
+            field="file",
+        )
