@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.service import MAX_K, MAX_QUERY_CHARS, Hit, IngestResult
+from rag.service import MAX_K, MAX_QUERY_CHARS, Hit
 
 
 class KnowledgeSearchRequest(BaseModel):
@@ -53,18 +53,3 @@ class KnowledgeIngestRequest(BaseModel):
     doc_id: str | None = Field(default=None, max_length=80)
     collection: Literal["policies", "cases"] = "policies"
     metadata: dict[str, Any] | None = None
-
-
-class KnowledgeIngestResponse(BaseModel):
-    doc_id: str
-    collection: str
-    chunks: int
-    added: int
-    unchanged: int
-    removed: int
-    citation_ids: list[str]
-    warnings: list[str]
-
-    @classmethod
-    def from_result(cls, result: IngestResult) -> KnowledgeIngestResponse:
-        return cls(**result.to_dict())

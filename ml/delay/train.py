@@ -33,6 +33,7 @@ from ml.csvio import LINE
 from ml.data import parse_late_label
 from ml.delay.features import CATEGORICAL, CATEGORICAL_INDEX, FEATURES, NUMERIC, DelayFeatures, canonical_columns
 from ml.errors import InputError
+from ml.lgbm import tree_params
 from ml.metrics import classification_metrics, youden_threshold
 from ml.progress import ProgressFactory, silent
 from ml.registry import data_fingerprint
@@ -59,22 +60,7 @@ class DelayTrainConfig:
     num_threads: int = 1
 
     def lgb_params(self) -> dict[str, Any]:
-        return {
-            "objective": "binary",
-            "metric": "binary_logloss",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "max_cat_to_onehot": 8,
-            "seed": self.seed,
-            "deterministic": True,
-            "num_threads": self.num_threads,
-            "verbose": -1,
-        }
+        return tree_params(self, objective="binary", metric="binary_logloss", max_cat_to_onehot=8)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from ml.demand.baselines import same_weekday_last_year, seasonal_naive
 from ml.demand.features import FEATURE_NAMES, build_features
 from ml.demand.panel import Panel, build_panel, check_sales_frame, panel_to_frame
 from ml.errors import InputError
+from ml.lgbm import tree_params
 from ml.metrics import coverage, smape, wape
 from ml.progress import ProgressFactory, silent
 from ml.registry import data_fingerprint
@@ -61,22 +62,7 @@ class DemandTrainConfig:
     the data has promotions), so that a plan for the forecast days still lifts a history without discounts."""
 
     def lgb_params(self, alpha: float) -> dict[str, Any]:
-        return {
-            "objective": "quantile",
-            "alpha": alpha,
-            "metric": "quantile",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "feature_fraction": self.feature_fraction,
-            "bagging_fraction": self.bagging_fraction,
-            "bagging_freq": 1,
-            "lambda_l2": self.lambda_l2,
-            "seed": self.seed,
-            "deterministic": True,
-            "num_threads": self.num_threads,
-            "verbose": -1,
-        }
+        return tree_params(self, objective="quantile", alpha=alpha, metric="quantile")
 
 
 @dataclass

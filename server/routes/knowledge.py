@@ -11,11 +11,10 @@ from fastapi import APIRouter, Query, status
 from rag.schemas import (
     KnowledgeHit,
     KnowledgeIngestRequest,
-    KnowledgeIngestResponse,
     KnowledgeSearchRequest,
     KnowledgeSearchResponse,
 )
-from rag.service import KnowledgeBaseError
+from rag.service import IngestResult, KnowledgeBaseError
 from server.auth import Admin, Viewer
 from server.deps import ResourcesDep
 from server.errors import ApiError
@@ -50,11 +49,11 @@ async def search(body: KnowledgeSearchRequest, res: ResourcesDep, _: Viewer) -> 
 
 @router.post(
     "/ingest",
-    response_model=KnowledgeIngestResponse,
+    response_model=IngestResult,
     status_code=status.HTTP_201_CREATED,
     summary="Add or replace a document (admin)",
 )
-async def ingest(body: KnowledgeIngestRequest, res: ResourcesDep, _: Admin) -> KnowledgeIngestResponse:
+async def ingest(body: KnowledgeIngestRequest, res: ResourcesDep, _: Admin) -> IngestResult:
     """Chunk, embed and store a document. Re-ingesting the same ``doc_id`` replaces it; unchanged chunks are
     kept (content-hash ids), so repeating a request changes nothing."""
     result = await _call(
@@ -63,7 +62,7 @@ async def ingest(body: KnowledgeIngestRequest, res: ResourcesDep, _: Admin) -> K
             body.doc_id, body.title, body.content, body.category, collection=body.collection, metadata=body.metadata
         ),
     )
-    return KnowledgeIngestResponse.from_result(result)
+    return result
 
 
 @router.delete("/documents/{doc_id}", summary="Delete a document's chunks (admin)")
