@@ -12,7 +12,9 @@ stderr, tables to stdout, metrics to JSON files.
     rimas forecast demand --model DIR --history CSV --horizon H [--discounts CSV] --out CSV
     rimas backtest demand [--data PATH] --horizon H [--out JSON] [--detail CSV]
 
-Without ``--data`` the seeded database is read through the ``open_db`` callable given by the caller.
+Without ``--data`` the seeded database is read through the ``open_db`` callable given by the caller, and
+``describe_db`` says which database that is: the output names it, and an empty one is an error that says
+how to seed it.
 """
 
 from __future__ import annotations
@@ -35,23 +37,25 @@ from ml.demand.model import DemandModel
 from ml.demand.panel import build_panel
 from ml.demand.promotions import read_discounts_csv
 from ml.demand.train import DemandTrainConfig, backtest_panel, check_horizon, train_demand
-from ml.errors import InputError
+from ml.errors import InputError, rows_with_errors
 from ml.progress import stderr_bar
 from ml.report import Output, write_json
 
 log = logging.getLogger(__name__)
 
 OpenDb = Callable[[], contextlib.AbstractContextManager[Any]]
+DescribeDb = Callable[[], str]
 Handler = Callable[[argparse.Namespace, Output], int]
 
 EXIT_OK, EXIT_SOME_ROWS_BAD, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def add_commands(subparsers: Any, open_db: OpenDb) -> None:
+def add_commands(subparsers: Any, open_db: OpenDb, describe_db: DescribeDb | None = None) -> None:
     """Register ``train``, ``predict``, ``forecast`` and ``backtest`` (each with ``delay``/``demand``)."""
 
     def bind(handler: Handler) -> Callable[[argparse.Namespace], int]:
         def run(args: argparse.Namespace) -> int:
+            args.describe_db = describe_db or (lambda: "the database")
             return _guarded(handler, args, Output(), open_db)
 
         return run
@@ -104,11 +108,13 @@ def add_commands(subparsers: Any, open_db: OpenDb) -> None:
     p.set_defaults(func=bind(_backtest_demand))
 
 
-def main(argv: Sequence[str] | None = None, open_db: OpenDb | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, open_db: OpenDb | None = None, describe_db: DescribeDb | None = None
+) -> int:
     """Stand-alone entry point (``python -m ml.cli``), also used by the tests."""
     parser = argparse.ArgumentParser(prog="rimas", description="RIMAS machine-learning commands")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub, open_db or _no_database)
+    add_commands(sub, open_db or _no_database, describe_db)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result
@@ -135,14 +141,21 @@ def _no_database() -> Any:
     yield  # pragma: no cover
 
 
-def _from_db(args: argparse.Namespace, load: Callable[[Any], pd.DataFrame]) -> pd.DataFrame:
+def _from_db(args: argparse.Namespace, out: Output, load: Callable[[Any], pd.DataFrame], what: str) -> pd.DataFrame:
+    """Rows loaded from the seeded database, named on stdout; none at all is an error saying how to seed."""
+    where = args.describe_db()
     try:
         with args.open_db() as conn:
-            return load(conn)
+            frame = load(conn)
     except InputError:
         raise
     except Exception as exc:  # connection refused, missing tables, ...: report, do not trace back
-        raise InputError(f"cannot read the seeded database: {exc}", field="data") from exc
+        raise InputError(f"cannot read {where}: {exc}", field="data") from exc
+    if len(frame) == 0:
+        raise InputError(f"{where} holds no {what}: it is empty. Seed it with `rimas seed` (the demo data, "
+                         f"about 20 s), point RIMAS_DATA_DIR or DATABASE_URL at a seeded one, or pass --data PATH")
+    out.line(f"read {len(frame):,} {what} from {where}")
+    return frame
 
 
 def _positive_int(text: str) -> int:
@@ -169,7 +182,8 @@ def _train_delay(args: argparse.Namespace, out: Output) -> int:
         errors.extend(loaded.errors)
         frame, source = loaded.frame, f"file {args.data.name}"
     else:
-        frame = _from_db(args, lambda conn: load_orders_db(conn, labelled_only=True))
+        frame = _from_db(args, out, lambda conn: load_orders_db(conn, labelled_only=True),
+                         "orders with a known delivery outcome")
         source = "seeded database (orders)"
     cfg = DelayTrainConfig(max_rows=args.max_rows, seed=args.seed)
     trained = train_delay(frame, cfg, source=source, progress=stderr_bar)
@@ -192,7 +206,7 @@ def _train_delay(args: argparse.Namespace, out: Output) -> int:
     out.line(f"cross-validation ROC-AUC {cv['roc_auc_mean']:.4f} ± {cv['roc_auc_std']:.4f} ({cv['folds']} folds)")
     out.line(f"saved to {ref.path} (metrics.json, model_card.md)")
     if errors:
-        out.problem(f"{len(errors)} row(s) skipped")
+        out.problem(f"{rows_with_errors(errors)} row(s) skipped")
     return _status(errors)
 
 
@@ -215,7 +229,7 @@ def _predict_delay(args: argparse.Namespace, out: Output) -> int:
     result.to_csv(args.out, index=False)
     counts = result["severity"].value_counts()
     out.line(f"scored {len(result)} order(s) with delay model {model.model_version}; "
-             f"{len(errors)} row(s) skipped")
+             f"{rows_with_errors(errors)} row(s) skipped")
     out.table(["severity", "orders"], [[s, int(counts.get(s, 0))] for s in ("critical", "warning", "info", "none")])
     out.line(f"wrote {args.out}")
     return _status(errors)
@@ -229,7 +243,7 @@ def _sales(args: argparse.Namespace, out: Output) -> tuple[pd.DataFrame, str, li
         loaded = read_sales_csv(args.data)
         out.row_errors(loaded.errors)
         return loaded.frame, f"file {args.data.name}", loaded.errors
-    return _from_db(args, load_sales_db), "seeded database (sales_daily)", []
+    return _from_db(args, out, load_sales_db, "daily sales rows"), "seeded database (sales_daily)", []
 
 
 def _backtest_rows(bt: dict[str, Any]) -> list[list[Any]]:

@@ -173,12 +173,11 @@ def read_sales_csv(path: str | Path) -> Loaded:
         bad |= mask
     errors = list(rows.errors)
     lines = raw[LINE].to_numpy()
-    for pos in np.flatnonzero(bad):
-        failing = [(key, msg) for mask, key, msg in problems if mask[pos]]
-        parts = [f"{raw[mapping[key]].iloc[pos]!r} {msg}" for key, msg in failing]
-        if len(parts) > 1:
-            parts = [f"{mapping[key]}: {part}" for (key, _), part in zip(failing, parts, strict=True)]
-        errors.append(InputError("; ".join(parts), field=mapping[failing[0][0]], row=int(lines[pos])))
+    for pos in np.flatnonzero(bad):  # one error per bad value, each naming its own column
+        for mask, key, msg in problems:
+            if mask[pos]:
+                errors.append(InputError(f"{raw[mapping[key]].iloc[pos]!r} {msg}", field=mapping[key],
+                                         row=int(lines[pos])))
     frame = pd.DataFrame(
         {
             "date": dates[~bad],

@@ -43,3 +43,8 @@ class InputError(ValueError):
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly form, e.g. for a batch job's error list."""
         return {"row": self.row, "field": self.field, "allowed": self.allowed, "message": str(self)}
+
+
+def rows_with_errors(errors: Sequence[InputError]) -> int:
+    """How many input rows the errors are about (a row may have several; errors without a row count once)."""
+    return len({e.row for e in errors if e.row is not None}) + sum(1 for e in errors if e.row is None)

@@ -51,6 +51,17 @@ def run_eval_retrieval(args: argparse.Namespace, out: TextIO | None = None) -> i
     return 0
 
 
+def _fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1 (recall is a fraction, not a percentage)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1 (a fraction such as 0.8), got {text}")
+    return value
+
+
 def _nested_subparsers(parser: argparse.ArgumentParser) -> Any:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -63,7 +74,9 @@ def add_commands(subparsers: Any) -> None:
 
     An ``eval`` command registered by another package (``eval model``, say) is reused, not replaced.
     """
-    eval_parser = subparsers.choices.get("eval") or subparsers.add_parser("eval", help="evaluate models and retrieval")
+    eval_parser = subparsers.choices.get("eval") or subparsers.add_parser(
+        "eval", help="score policy retrieval (recall@1, recall@5, MRR)"
+    )
     eval_sub = _nested_subparsers(eval_parser)
     if eval_sub is None:
         eval_sub = eval_parser.add_subparsers(dest="eval_command", metavar="WHAT")
@@ -80,7 +93,8 @@ def add_commands(subparsers: Any) -> None:
                            help="static: packaged offline model (default); openai: needs OPENAI_API_KEY")
     retrieval.add_argument("--eval-set", help="labelled questions YAML (default: the packaged set)")
     retrieval.add_argument("--json", metavar="PATH", help="also write the full report as JSON")
-    retrieval.add_argument("--min-recall", type=float, help="exit 1 when hybrid recall@5 is below this")
+    retrieval.add_argument("--min-recall", type=_fraction, metavar="X",
+                           help="exit 1 when hybrid recall@5 is below X (a fraction from 0 to 1)")
     retrieval.set_defaults(func=run_eval_retrieval)
 
 

@@ -6,11 +6,48 @@ response shape, and convert to the :class:`rag.service.KnowledgeBase` calls.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
+from rag.categories import document_categories
 from rag.service import MAX_K, MAX_QUERY_CHARS, Hit
+
+
+def _known_category(value: str) -> str:
+    canonical = value.strip().lower()
+    allowed = document_categories()
+    if canonical not in allowed:
+        raise PydanticCustomError(
+            "unknown_category", "{value} is not allowed; allowed: {allowed}",
+            {"value": repr(value), "allowed": ", ".join(allowed)},
+        )  # fmt: skip
+    return canonical
+
+
+#: A document category: one of the packaged policy documents' categories, or ``case`` (case-insensitive).
+Category = Annotated[
+    str,
+    AfterValidator(_known_category),
+    WithJsonSchema({"type": "string", "enum": list(document_categories())}),
+]
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError("filter_value", "must be a string or a list of strings")
+    return value
+
+
+#: A filter value: one string or a list of strings (any of them matches).
+FilterValue = Annotated[
+    list[str],
+    BeforeValidator(_as_list),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+]
 
 
 class KnowledgeSearchRequest(BaseModel):
@@ -18,9 +55,13 @@ class KnowledgeSearchRequest(BaseModel):
 
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(default=5, ge=1, le=MAX_K)
-    category: str | None = None
+    category: Category | None = Field(default=None, description="only passages of documents in this category")
     collection: Literal["policies", "cases"] = "policies"
-    filters: dict[str, str | list[str]] | None = None
+    filters: dict[str, FilterValue] | None = Field(
+        default=None,
+        description="payload filters, e.g. {\"mode\": \"Road\", \"agents\": [\"shipment\"]}: "
+        "category, agents, mode, warehouse, severity, doc_id, source",
+    )
 
 
 class KnowledgeHit(BaseModel):
@@ -48,7 +89,7 @@ class KnowledgeIngestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: str = Field(min_length=1, max_length=200_000)
-    category: str = Field(min_length=1, max_length=40)
+    category: Category = Field(description="the document's category")
     title: str = Field(min_length=1, max_length=200)
     doc_id: str | None = Field(default=None, max_length=80)
     collection: Literal["policies", "cases"] = "policies"

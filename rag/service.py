@@ -26,6 +26,7 @@ from qdrant_client import QdrantClient
 
 from rag import sparse
 from rag.cases import case_document, case_extra, parse_case
+from rag.categories import document_categories, unknown_category_message
 from rag.chunks import FILTER_KEYS, Chunk, document_chunks
 from rag.documents import Document, DocumentError, load_policy_documents, parse_admin_document, slugify
 from rag.embeddings import Embedder
@@ -230,8 +231,11 @@ class KnowledgeBase:
                 values = meta[key] if isinstance(meta[key], list) else [meta[key]]
                 norm = [_normalise_filter_value(key, str(v)) for v in values]
                 meta[key] = norm if key == "agents" else norm[0]
+        category = (category or "").strip()
+        if category not in document_categories():
+            raise KnowledgeBaseError(unknown_category_message("category", category))
         try:
-            document = parse_admin_document(doc_id, title or "", content or "", (category or "").strip(), meta)
+            document = parse_admin_document(doc_id, title or "", content or "", category, meta)
         except DocumentError as exc:
             raise KnowledgeBaseError(str(exc)) from exc
         source = SOURCE_CASE if coll == CASES else SOURCE_ADMIN
@@ -290,8 +294,13 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"filters: unknown key {raw_key!r}; allowed: {', '.join(allowed)}")
             values = raw_value if isinstance(raw_value, list | tuple) else [raw_value]
             clean = [_normalise_filter_value(key, str(v)) for v in values if v is not None and str(v).strip()]
+            label = "category" if raw_key == "category" and category is not None else f"filters.{raw_key}"
             if not clean:
-                raise KnowledgeBaseError(f"filters.{raw_key}: needs at least one non-empty value")
+                raise KnowledgeBaseError(f"{label}: needs at least one non-empty value")
+            if key == "category":
+                for value in clean:
+                    if value not in document_categories():
+                        raise KnowledgeBaseError(unknown_category_message(label, value))
             conditions[key] = clean
         return conditions
 

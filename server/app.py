@@ -10,18 +10,28 @@ from importlib.metadata import version
 
 from fastapi import FastAPI, Request, Response
 
+from server.docs import install_docs
 from server.errors import envelope, install_error_handlers
 from server.logs import request_id_var
+from server.middleware import install_middleware
 from server.resources import Resources
 from server.routes import ROUTERS
-from server.settings import Settings, get_settings
+from server.settings import Settings, get_settings, is_loopback
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. Resources open on start-up and close on shutdown (SIGTERM included)."""
+    """Build the API. Resources open on start-up and close on shutdown (SIGTERM included).
+
+    With auth off (no ``RIMAS_API_KEYS``) the app refuses a non-loopback ``RIMAS_HOST`` and answers only
+    loopback peers addressing it by a loopback name (see :mod:`server.middleware`)."""
     settings = settings or get_settings()
+    if not settings.auth_enabled and not is_loopback(settings.host):
+        raise ValueError(
+            f"RIMAS_HOST={settings.host} is not a loopback address and auth is off: set RIMAS_API_KEYS "
+            "(name:key:role,...) to serve the network, or bind 127.0.0.1"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Retail Intelligence Multi-Agent Service",
         version=version("rimas"),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -58,4 +71,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    install_docs(app)
+    install_middleware(app, settings)
     return app

@@ -1,8 +1,9 @@
 """API-key authentication with ordered roles: viewer < operator < approver < admin.
 
-Keys come from ``RIMAS_API_KEYS`` (``key:role,...``) and are sent as ``X-API-Key`` or ``Authorization:
-Bearer``. With no keys configured auth is off (everyone is a local admin) and the server only binds to
-loopback. Endpoints declare the least role they need with the dependency aliases below.
+Keys come from ``RIMAS_API_KEYS`` (``name:key:role,...``; the name is who audit trails record) and are sent
+as ``X-API-Key`` or ``Authorization: Bearer``. With no keys configured auth is off (everyone is a local
+admin) and the server only serves loopback.
+Endpoints declare the least role they need with the dependency aliases below.
 """
 
 from __future__ import annotations
@@ -45,9 +46,12 @@ def authenticate(request: Request, settings: Settings) -> Principal:
     if presented is None:
         raise HTTPException(401, "missing API key: send X-API-Key or Authorization: Bearer <key>",
                             headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-    for index, (key, role) in enumerate(keys.items()):
+    found = None
+    for key, identity in keys.items():  # compare against every key, so timing does not tell which matched
         if hmac.compare_digest(key.encode(), presented.encode()):
-            return Principal(id=f"key-{index + 1}:{role}", role=role)
+            found = identity
+    if found is not None:
+        return Principal(id=found.name, role=found.role)
     raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
 
 

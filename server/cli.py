@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from ml.cli import add_commands as add_ml_commands
 from rag.cli import add_commands as add_rag_commands
@@ -41,10 +42,37 @@ def open_db() -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+def describe_database(settings: Settings) -> str:
+    """Which database commands use, for messages: the embedded cluster's folder, or DATABASE_URL sans password."""
+    if settings.database_url is None:
+        return f"the embedded database in {settings.pg_dir.resolve()} (RIMAS_DATA_DIR)"
+    parts = conninfo_to_dict(settings.database_url)
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"the database {user}{parts.get('host') or 'localhost'}{port}/{parts.get('dbname', '')} (DATABASE_URL)"
+
+
+@contextlib.contextmanager
+def open_seeded_db() -> Iterator[psycopg.Connection[Any]]:
+    """:func:`open_db` for commands that read the demo data: a missing embedded cluster is not created."""
+    from ml.errors import InputError
+
+    settings = get_settings()
+    if settings.database_url is None and not settings.pg_dir.exists():
+        raise InputError(
+            f"no database: {settings.pg_dir.resolve()} does not exist (RIMAS_DATA_DIR={settings.data_dir}). Run "
+            f"`rimas seed` to create it with the demo data (about 20 s), run the command in the directory the "
+            f"server uses (or set RIMAS_DATA_DIR or DATABASE_URL), or pass --data PATH"
+        )
+    with open_db() as conn:
+        yield conn
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.qdrant import QdrantLockedError, check_qdrant_free
 
     settings = get_settings()
     host = args.host or settings.host
@@ -53,6 +81,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("refusing to bind %s with auth off: set RIMAS_API_KEYS or bind 127.0.0.1", host)
         return 2
     settings = settings.model_copy(update={"host": host, "port": port})
+    try:  # before the database starts: a second server on the same data dir stops here, with one line
+        check_qdrant_free(settings)
+    except QdrantLockedError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
     log.info("starting RIMAS", extra={"host": host, "port": port, "auth": settings.auth_enabled})
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
     return 0
@@ -113,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--if-empty", action="store_true", help="only seed when the database holds no data")
     seed.set_defaults(func=cmd_seed)
 
-    add_ml_commands(sub, open_db)
+    add_ml_commands(sub, open_seeded_db, lambda: describe_database(get_settings()))
     add_rag_commands(sub)
     return parser
 

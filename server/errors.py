@@ -1,12 +1,15 @@
 """One error envelope for the API, and handlers that never leak stack traces to clients.
 
 Domain code raises :class:`ApiError` (or FastAPI's ``HTTPException``) only at the edge; validation errors
-become 422 with each field named; anything unexpected becomes a 500 with the request id, logged in full.
+become 422 with each field named (``filters.x``, ``items[0].sku``); a body that is not JSON is a 422 on the
+field ``body`` with the line and column (FastAPI's own status for it, and the one its OpenAPI documents);
+anything unexpected becomes a 500 with the request id, logged in full.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -40,9 +43,47 @@ def envelope(status: int, code: str, message: str, details: Any = None) -> JSONR
     return JSONResponse(body, status_code=status)
 
 
-def _field(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "request"
+# The first element of a FastAPI validation ``loc`` says where the value came from; the rest is the field.
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
+def field_name(loc: Sequence[Any]) -> str:
+    """``("body", "filters", "x")`` -> ``filters.x``; list positions as ``[i]``; the source alone if no field.
+
+    Only the leading source is dropped, so a body field that is itself called ``query`` keeps its name.
+    """
+    parts = list(loc)
+    source = str(parts.pop(0)) if parts and parts[0] in _SOURCES else "request"
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or source
+
+
+def _json_position(body: Any, pos: Any) -> str:
+    """`` (line L, column C)`` of character offset ``pos`` in the raw body, or '' when unknown."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    if not isinstance(body, str) or not isinstance(pos, int) or not 0 <= pos <= len(body):
+        return ""
+    line = body.count("\n", 0, pos) + 1
+    column = pos - (body.rfind("\n", 0, pos) + 1) + 1
+    return f" (line {line}, column {column})"
+
+
+def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """One ``{field, message, type}`` per problem; malformed JSON becomes one problem on ``body``."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            where = _json_position(exc.body, loc[1] if len(loc) > 1 else None)
+            problems.append({"field": "body", "message": f"body is not valid JSON{where}", "type": "json_invalid"})
+        else:
+            problems.append(
+                {"field": field_name(loc), "message": err.get("msg", "invalid value"), "type": err.get("type")}
+            )
+    return problems
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -61,10 +102,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": _field(err.get("loc", ())), "message": err.get("msg", "invalid value"), "type": err.get("type")}
-            for err in exc.errors()
-        ]
+        problems = validation_problems(exc)
+        if len(problems) == 1 and problems[0]["type"] == "json_invalid":
+            return envelope(422, "validation_error", problems[0]["message"], problems)
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         return envelope(422, "validation_error", f"invalid request: {summary}", problems)
 

@@ -8,13 +8,19 @@ Read settings through :func:`get_settings` (cached) so every part of the service
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import logging
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
 
 Role = Literal["viewer", "operator", "approver", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "approver", "admin")
@@ -62,8 +68,14 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(None, description="Model registry folder; unset = <data_dir>/models.")
     api_keys: str = Field(
         "",
-        description="Comma-separated 'key:role' pairs (roles: viewer, operator, approver, admin). "
-        "Empty = auth off, and the server then binds to loopback only.",
+        description="Comma-separated 'name:key:role' entries (roles: viewer, operator, approver, admin); the name "
+        "is who the audit trail records. The old 'key:role' form still works (deprecated; the name is then "
+        "'key-' + a fingerprint of the key). Empty = auth off, and the server then binds to loopback only.",
+    )
+    cors_origins: str = Field(
+        "",
+        description="Comma-separated browser origins allowed to call the API (e.g. https://smith.langchain.com for "
+        "Studio, http://localhost:3000 for Agent Chat UI). With auth off, loopback origins are always allowed.",
     )
     pool_min_size: int = Field(1, ge=1, description="Minimum connections in the database pool.")
     pool_max_size: int = Field(10, ge=1, description="Maximum connections in the database pool.")
@@ -83,6 +95,15 @@ class Settings(BaseSettings):
     run_buffer_events: int = Field(1000, ge=10, description="Events kept per run for SSE replay (Last-Event-ID).")
     run_buffer_ttl_seconds: float = Field(
         300.0, ge=0, description="Seconds a finished run's events stay replayable in memory."
+    )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body accepted (bytes); larger bodies get 413."
+    )
+    max_metadata_bytes: int = Field(
+        64 * 1024, ge=256, description="Largest thread or run metadata, as JSON (bytes); larger gets 413."
+    )
+    max_input_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest run input, command or context, as JSON (bytes); larger gets 413."
     )
     run_timeout_seconds: float = Field(
         900.0, gt=0, description="A run still executing after this many seconds ends with status timeout."
@@ -114,23 +135,64 @@ class Settings(BaseSettings):
     def llm_mode(self) -> Literal["llm", "deterministic"]:
         return "llm" if self.openai_api_key is not None else "deterministic"
 
-    def api_key_roles(self) -> dict[str, Role]:
+    def api_key_roles(self) -> dict[str, ApiKey]:
+        """The configured keys: secret -> its name and role."""
         return parse_api_keys(self.api_keys)
 
+    @property
+    def allowed_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
-def parse_api_keys(value: str) -> dict[str, Role]:
-    """Parse ``key:role,key:role`` into a mapping; errors say which entry is wrong and what is allowed."""
-    keys: dict[str, Role] = {}
-    for raw in value.split(","):
+
+KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A configured API key's identity: the stable ``name`` recorded in audit trails, and its ``role``."""
+
+    name: str
+    role: Role
+
+
+def key_fingerprint(key: str) -> str:
+    """The name of a key configured without one (old ``key:role`` form): stable whatever the list order."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+@lru_cache(maxsize=8)
+def parse_api_keys(value: str) -> dict[str, ApiKey]:
+    """Parse ``name:key:role,...`` (or the deprecated ``key:role``) into secret -> :class:`ApiKey`.
+
+    Errors say which entry is wrong (never echoing the secret) and what is allowed; names must be unique."""
+    keys: dict[str, ApiKey] = {}
+    names: set[str] = set()
+    for position, raw in enumerate(value.split(","), start=1):
         entry = raw.strip()
         if not entry:
             continue
-        key, sep, role = entry.rpartition(":")
-        if not sep or not key:
-            raise ValueError(f"RIMAS_API_KEYS entry {entry!r} must look like 'key:role'")
+        head, sep, role = entry.rpartition(":")
+        if not sep or not head:
+            raise ValueError(f"RIMAS_API_KEYS entry {position} must look like 'name:key:role'")
         if role not in ROLES:
-            raise ValueError(f"RIMAS_API_KEYS role {role!r} is not one of {', '.join(ROLES)}")
-        keys[key] = role
+            raise ValueError(f"RIMAS_API_KEYS entry {position}: role {role!r} is not one of {', '.join(ROLES)}")
+        name, sep, key = head.partition(":")
+        if not sep:
+            key, name = head, key_fingerprint(head)
+            log.warning(
+                "RIMAS_API_KEYS entry %d uses the deprecated 'key:role' form; it is recorded as %s. Write "
+                "'name:key:role' so audit trails name who decided.", position, name,
+            )  # fmt: skip
+        if not KEY_NAME.match(name):
+            raise ValueError(f"RIMAS_API_KEYS entry {position}: name {name!r} must be 1-64 letters, digits or . _ @ -")
+        if not key:
+            raise ValueError(f"RIMAS_API_KEYS entry {position} ({name}) has an empty key")
+        if name in names:
+            raise ValueError(f"RIMAS_API_KEYS entry {position}: the name {name!r} is used twice; names must be unique")
+        if key in keys:
+            raise ValueError(f"RIMAS_API_KEYS entry {position} ({name}) repeats the key of {keys[key].name}")
+        names.add(name)
+        keys[key] = ApiKey(name, role)
     return keys
 
 

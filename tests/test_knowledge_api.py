@@ -68,3 +68,55 @@ async def test_ingest_needs_admin(settings_factory: Any, database_url: str) -> N
     assert as_viewer.status_code == 403 and "admin" in as_viewer.json()["error"]["message"]
     assert search.status_code == 200
     assert as_admin.status_code == 201
+
+
+def _problems(response: httpx.Response) -> dict[str, str]:
+    return {p["field"]: p["message"] for p in response.json()["error"]["details"]}
+
+
+async def test_validation_errors_name_the_real_field(app_client: httpx.AsyncClient) -> None:
+    missing = await app_client.post("/knowledge/search", json={"k": 3})
+    assert missing.status_code == 422
+    assert _problems(missing) == {"query": "Field required"}
+    assert missing.json()["error"]["message"] == "invalid request: query: Field required"
+
+    nested = await app_client.post("/knowledge/search", json={"query": "refund", "filters": {"mode": 3}})
+    assert nested.status_code == 422
+    assert list(_problems(nested)) == ["filters.mode"]
+    assert "string or a list of strings" in _problems(nested)["filters.mode"]
+    in_list = await app_client.post("/knowledge/search", json={"query": "refund", "filters": {"mode": ["Road", 7]}})
+    assert list(_problems(in_list)) == ["filters.mode[1]"]
+
+
+async def test_malformed_json_names_the_body_with_line_and_column(app_client: httpx.AsyncClient) -> None:
+    response = await app_client.post(
+        "/knowledge/search", content=b'{"query": "refund",\n "k": }', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["message"] == "body is not valid JSON (line 2, column 7)"
+    assert error["details"] == [{"field": "body", "message": error["message"], "type": "json_invalid"}]
+
+
+async def test_category_values_are_published_and_enforced(app_client: httpx.AsyncClient) -> None:
+    schema = app_client.app.openapi()  # type: ignore[attr-defined]
+    search = schema["components"]["schemas"]["KnowledgeSearchRequest"]["properties"]["category"]
+    [enum] = [choice["enum"] for choice in search["anyOf"] if "enum" in choice]
+    assert {"shipping", "refunds", "escalation", "case"} <= set(enum)
+    ingest = schema["components"]["schemas"]["KnowledgeIngestRequest"]["properties"]["category"]
+    assert ingest["enum"] == enum
+
+    unknown = await app_client.post("/knowledge/search", json={"query": "refund", "category": "returns"})
+    assert unknown.status_code == 422
+    message = _problems(unknown)["category"]
+    assert message.startswith("'returns' is not allowed; allowed: ") and "shipping" in message
+    as_filter = await app_client.post("/knowledge/search", json={"query": "refund", "filters": {"category": "returns"}})
+    assert as_filter.status_code == 422
+    assert "filters.category: 'returns' is not allowed; allowed: " in as_filter.json()["error"]["message"]
+    spelled = await app_client.post("/knowledge/search", json={"query": "refund window", "category": "Refunds"})
+    assert spelled.status_code == 200 and spelled.json()["hits"]
+    assert {h["metadata"]["category"] for h in spelled.json()["hits"]} == {"refunds"}
+
+    doc = {"title": "Returns", "category": "returns", "content": "# Returns\n\n## Window\n\nThirty days."}
+    bad_ingest = await app_client.post("/knowledge/ingest", json=doc)
+    assert bad_ingest.status_code == 422 and "category" in _problems(bad_ingest)

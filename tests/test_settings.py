@@ -6,16 +6,36 @@ from typing import Any
 
 import pytest
 
-from server.settings import Settings, is_loopback, parse_api_keys
+from server.settings import ApiKey, Settings, is_loopback, key_fingerprint, parse_api_keys
 
 
 def test_api_keys_parse_and_errors_name_the_problem() -> None:
-    assert parse_api_keys(" a:viewer , b:admin ,") == {"a": "viewer", "b": "admin"}
+    assert parse_api_keys(" ann:a:viewer , bo:b:admin ,") == {"a": ApiKey("ann", "viewer"), "b": ApiKey("bo", "admin")}
     assert parse_api_keys("") == {}
-    with pytest.raises(ValueError, match="'key:role'"):
+    with pytest.raises(ValueError, match="'name:key:role'"):
         parse_api_keys("justakey")
     with pytest.raises(ValueError, match="not one of viewer, operator, approver, admin"):
-        parse_api_keys("k:root")
+        parse_api_keys("x:k:root")
+    with pytest.raises(ValueError, match="the name 'ann' is used twice"):
+        parse_api_keys("ann:a:viewer,ann:b:admin")
+    with pytest.raises(ValueError, match="repeats the key of ann"):
+        parse_api_keys("ann:a:viewer,bo:a:admin")
+    with pytest.raises(ValueError, match="name 'a b' must be") as caught:
+        parse_api_keys("a b:secret-key:viewer")
+    assert "secret-key" not in str(caught.value)
+
+
+def test_key_names_do_not_depend_on_the_order_of_the_list(caplog: pytest.LogCaptureFixture) -> None:
+    """Reordering RIMAS_API_KEYS must not relabel who approved what in existing audit trails."""
+    first = parse_api_keys("s3cret-one:approver,s3cret-two:admin")  # deprecated form: named by fingerprint
+    second = parse_api_keys("s3cret-two:admin,s3cret-one:approver")
+    assert first == second
+    assert first["s3cret-one"].name == key_fingerprint("s3cret-one") != key_fingerprint("s3cret-two")
+    assert "deprecated 'key:role' form" in caplog.text
+    named = parse_api_keys("alice:s3cret-one:approver,bob:s3cret-two:admin")
+    assert parse_api_keys("bob:s3cret-two:admin,alice:s3cret-one:approver") == named
+    assert named["s3cret-one"] == ApiKey("alice", "approver")
+    assert parse_api_keys("carol:with:colons:viewer")["with:colons"] == ApiKey("carol", "viewer")
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,8 @@ remembers the categories seen in training; any other value is rejected with an :
 names the field and the allowed values. Numbers are checked for type and range.
 
 :meth:`DelayFeatures.check` validates a whole frame at once (vectorised), returns the feature matrix of the
-good rows and one error per bad row, so a file with a few bad rows still scores the rest.
+good rows and one error per bad value (a row with two bad fields gets two, each with its own allowed
+values), so a file with a few bad rows still scores the rest.
 """
 
 from __future__ import annotations
@@ -185,18 +186,12 @@ class DelayFeatures:
         bad_any = np.zeros(n, dtype=bool)
         for bad, _ in problems.values():
             bad_any |= bad
-        errors: list[InputError] = []
+        errors: list[InputError] = []  # one per bad value: each names its own field and allowed values
         for pos in np.flatnonzero(bad_any):
-            failing = [(name, describe) for name, (bad, describe) in problems.items() if bad[pos]]
-            first = failing[0][0]
-            if len(failing) == 1:
-                messages = [failing[0][1](int(pos))]
-            else:
-                messages = [f"{name}: {describe(int(pos))}" for name, describe in failing]
-            allowed = self.vocabulary.get(first) if first in CATEGORICAL else None
-            errors.append(
-                InputError("; ".join(messages), field=first, allowed=allowed, row=int(rows[pos]))
-            )
+            for name, (bad, describe) in problems.items():
+                if bad[pos]:
+                    allowed = self.vocabulary.get(name) if name in CATEGORICAL else None
+                    errors.append(InputError(describe(int(pos)), field=name, allowed=allowed, row=int(rows[pos])))
         good = np.flatnonzero(~bad_any)
         clean_frame = pd.DataFrame({k: np.asarray(v)[good] for k, v in clean.items()}, index=frame.index[good])
         return Checked(matrix=matrix[good], clean=clean_frame, positions=good, errors=errors)

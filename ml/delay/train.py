@@ -32,7 +32,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from ml.csvio import LINE
 from ml.data import parse_late_label
 from ml.delay.features import CATEGORICAL, CATEGORICAL_INDEX, FEATURES, NUMERIC, DelayFeatures, canonical_columns
-from ml.errors import InputError
+from ml.errors import InputError, rows_with_errors
 from ml.lgbm import tree_params
 from ml.metrics import classification_metrics, youden_threshold
 from ml.progress import ProgressFactory, silent
@@ -178,7 +178,7 @@ def train_delay(
         "source": source,
         "rows_input": len(frame),
         "rows_unlabelled": n_unlabelled,
-        "rows_rejected": len(errors),
+        "rows_rejected": rows_with_errors(errors),
         "rows_used": len(y),
         "rows_train": len(y_tr),
         "rows_holdout": len(y_ho),

@@ -17,7 +17,7 @@ from server.errors import ApiError
 from server.runtime import store
 from server.runtime.deps import RuntimeDep
 from server.runtime.inbox import InboxFilter, list_pending
-from server.runtime.interrupts import parse_approval
+from server.runtime.interrupts import looks_like_approval
 from server.runtime.manager import RunKind
 from server.runtime.responses import run_headers
 from server.runtime.schemas import CommandIn, DecisionRequest, RunCreate
@@ -48,12 +48,13 @@ async def list_approvals(
 
 @router.post("/approvals/{thread_id}/decision", summary="Decide a pending approval and resume the thread")
 async def decide(thread_id: str, body: DecisionRequest, runtime: RuntimeDep, principal: Approver) -> JSONResponse:
-    """``decisions``: one ``{type: approve|edit|reject, args, comment}`` per action request, in order.
+    """``decisions``: one per action request, in order: ``{"type": "approve"}``, ``{"type": "edit",
+    "edited_action": {"name", "args"}}``, ``{"type": "reject", "message"}`` (or the older ``args``/``comment``).
     422 names what is wrong with them; 403 when the caller's role or authority does not suffice; 409 when
     the thread no longer waits on that approval."""
     row = await store.fetch_thread(runtime.pool, thread_id)
     pending = (row.get("interrupts") or []) if row["status"] == "interrupted" else []
-    approvals = [p for p in pending if parse_approval(p.get("value")) is not None]
+    approvals = [p for p in pending if looks_like_approval(p.get("value"))]
     if body.interrupt_id is not None:
         target = next((p for p in pending if p["id"] == body.interrupt_id), None)
         if target is None:

@@ -14,6 +14,8 @@ from server.runtime.registry import Assistant
 
 router = APIRouter(tags=["assistants"])
 
+LANGGRAPH_API_VERSION = "0.16.7"  # the langgraph-api release whose HTTP API this server follows
+
 
 class AssistantSearch(BaseModel):
     """The body of ``POST /assistants/search`` and ``/assistants/count``."""
@@ -82,12 +84,29 @@ async def get_assistant_schemas(assistant_id: str, runtime: RuntimeDep, _: Viewe
     return runtime.manager.assistant(assistant_id).schemas()
 
 
+@router.get("/assistants/{assistant_id}/subgraphs", summary="The schemas of the graph's subgraphs")
+async def get_subgraphs(assistant_id: str, runtime: RuntimeDep, _: Viewer, recurse: bool = False) -> dict[str, Any]:
+    """``{namespace: {input_schema, output_schema, state_schema, config_schema, context_schema}}``."""
+    return await runtime.manager.assistant(assistant_id).subgraphs(recurse=recurse)
+
+
+@router.get("/assistants/{assistant_id}/subgraphs/{namespace}", summary="The schemas of one subgraph")
+async def get_subgraph(
+    assistant_id: str, namespace: str, runtime: RuntimeDep, _: Viewer, recurse: bool = False
+) -> dict[str, Any]:
+    return await runtime.manager.assistant(assistant_id).subgraphs(namespace, recurse)
+
+
 @router.get("/info", summary="Server information")
-async def info(runtime: RuntimeDep) -> dict[str, Any]:
-    """What this LangGraph-compatible server is and supports."""
+async def info(runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+    """What this LangGraph-compatible server is and supports. ``version`` is the LangGraph Server API level it
+    speaks (clients such as Studio gate features on it); ``rimas_version`` is this service's own."""
     return {
-        "version": version("rimas"),
+        "version": LANGGRAPH_API_VERSION,
+        "rimas_version": version("rimas"),
         "langgraph_py_version": version("langgraph"),
         "assistants": len(runtime.registry),
-        "flags": {"assistants": True, "crons": False, "store": False, "langsmith": False},
-    }
+        "flags": {"assistants": True, "crons": False, "store": False, "langsmith": False,
+                  "langsmith_tracing_replicas": False},
+        "host": {"kind": "self-hosted", "project_id": None, "revision_id": None, "tenant_id": None},
+    }  # fmt: skip

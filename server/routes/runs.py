@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from sse_starlette import EventSourceResponse
 
-from server.auth import Operator, Viewer
+from server.auth import Admin, Operator, Viewer
 from server.errors import ApiError
 from server.runtime import store
 from server.runtime.deps import RuntimeDep
@@ -68,8 +68,8 @@ async def get_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Viewer) -
     return run_json(await store.get_run(runtime.pool, thread_id, _uuid(run_id)))
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, summary="Delete an ended run's record")
-async def delete_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Operator) -> Response:
+@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, summary="Delete an ended run's record (admin)")
+async def delete_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Admin) -> Response:
     await store.delete_run(runtime.pool, thread_id, _uuid(run_id))
     return Response(status_code=204)
 

@@ -10,11 +10,19 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 
-from server.auth import Operator, Viewer
+from server.auth import Admin, Approver, Operator, Viewer
 from server.runtime import store
+from server.runtime.admission import check_size
 from server.runtime.audit import audit_events, render_text
 from server.runtime.deps import RuntimeDep
-from server.runtime.schemas import CheckpointRef, HistoryRequest, ThreadCreate, ThreadPatch, ThreadSearch
+from server.runtime.schemas import (
+    CheckpointRef,
+    HistoryRequest,
+    StateUpdate,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadSearch,
+)
 from server.runtime.state import thread_json
 
 router = APIRouter(tags=["threads"])
@@ -30,6 +38,7 @@ class StateAtCheckpoint(BaseModel):
 @router.post("/threads", summary="Create a thread")
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
     """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``)."""
+    check_size("metadata", body.metadata, runtime.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
     thread_id = body.thread_id or str(uuid.uuid4())
     row = await store.create_thread(runtime.pool, thread_id, body.metadata, principal.id, body.if_exists)
     return thread_json(row, await runtime.values(row))
@@ -65,12 +74,14 @@ async def get_thread(thread_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str
 
 @router.patch("/threads/{thread_id}", summary="Merge metadata into a thread")
 async def patch_thread(thread_id: str, body: ThreadPatch, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
+    check_size("metadata", body.metadata, runtime.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
     row = await store.patch_thread(runtime.pool, thread_id, body.metadata)
     return thread_json(row, await runtime.values(row))
 
 
-@router.delete("/threads/{thread_id}", status_code=204, summary="Delete a thread and its checkpoints")
-async def delete_thread(thread_id: str, runtime: RuntimeDep, _: Operator) -> Response:
+@router.delete("/threads/{thread_id}", status_code=204, summary="Delete a thread and its checkpoints (admin)")
+async def delete_thread(thread_id: str, runtime: RuntimeDep, _: Admin) -> Response:
+    """Its checkpoints are its audit trail, so only an admin may delete it."""
     await runtime.delete_thread(thread_id)
     return Response(status_code=204)
 
@@ -78,6 +89,21 @@ async def delete_thread(thread_id: str, runtime: RuntimeDep, _: Operator) -> Res
 @router.get("/threads/{thread_id}/state", summary="The thread's current state")
 async def get_state(thread_id: str, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False) -> dict[str, Any]:
     return await runtime.state(thread_id)
+
+
+@router.post("/threads/{thread_id}/state", summary="Write the thread's state (admin), or end a pending interrupt")
+async def update_state(thread_id: str, body: StateUpdate, runtime: RuntimeDep, principal: Approver) -> dict[str, Any]:
+    """``values`` written as if ``as_node`` returned them (admin; refused with 409 while the thread waits at an
+    interrupt, and at or before a checkpoint whose approval was decided). ``{"values": null, "as_node":
+    "__end__"}`` ends a pending interrupt without a decision (Agent Inbox's "ignore"; approver for approvals),
+    recorded in the audit. Answers ``{"checkpoint": {...}}``."""
+    return await runtime.update_state(thread_id, body, principal)
+
+
+@router.post("/threads/{thread_id}/copy", summary="Copy a thread with its whole history")
+async def copy_thread(thread_id: str, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
+    row = await runtime.copy_thread(thread_id, principal)
+    return thread_json(row, await runtime.values(row))
 
 
 @router.get("/threads/{thread_id}/state/{checkpoint_id}", summary="The thread's state at a checkpoint")

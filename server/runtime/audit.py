@@ -13,11 +13,9 @@ from langgraph.types import StateSnapshot
 
 from server.runtime import store
 from server.runtime.core import Runtime
-from server.runtime.interrupts import ApprovalRequest, parse_approval
+from server.runtime.decisions import resume_values
+from server.runtime.interrupts import ApprovalRequest, approval_or_none
 from server.runtime.serde import to_jsonable
-
-RESUME_CHANNEL = "__resume__"
-NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def _keys(value: Any) -> str:
@@ -54,6 +52,8 @@ def _decision_events(value: Any, asked: dict[str, ApprovalRequest], fallback_whe
     events = []
     for interrupt_id, answer in items:
         request = asked.get(interrupt_id)
+        if isinstance(answer, dict) and "decided_at" in answer:  # the per-call form: one decision
+            answer = {"decisions": [answer]}
         decisions = answer.get("decisions") if isinstance(answer, dict) else None
         if not isinstance(decisions, list):
             events.append(
@@ -75,11 +75,13 @@ def _decision_events(value: Any, asked: dict[str, ApprovalRequest], fallback_whe
                 request.action_requests[index].name
                 if request is not None and index < len(request.action_requests) else f"action {index + 1}"
             )  # fmt: skip
-            what = f"{decision.get('type')} {action}"
-            if decision.get("args"):
-                what += f" with {to_jsonable(decision['args'])}"
-            if decision.get("comment"):
-                what += f": {decision['comment']!r}"
+            kind = "ignored" if decision.get("ignored") else decision.get("type")
+            what = f"{kind} {action}"
+            edited = decision.get("edited_action")
+            if isinstance(edited, dict) and edited.get("args"):
+                what += f" with {to_jsonable(edited['args'])}"
+            if decision.get("message") and not decision.get("ignored"):
+                what += f": {decision['message']!r}"
             events.append(
                 {
                     "when": decision.get("decided_at") or fallback_when,
@@ -102,13 +104,18 @@ def _snapshot_events(snapshot: StateSnapshot, finished_at: str | None, resumes: 
         keys = _keys(start.result) if start is not None and start.result is not None else "no input"
         events.append({"when": when, "who": _actor(metadata), "kind": "run_started",
                        "what": f"started run {run_id} of {metadata.get('assistant_id', '?')} with {keys}"})  # fmt: skip
+    elif source in ("update", "fork") and metadata.get("resolution"):
+        events.append({"when": when, "who": _actor(metadata), "kind": "resolved",
+                       "what": f"marked the pending interrupt(s) as resolved ({metadata['resolution']}) without a "
+                               "decision; nothing was executed",
+                       "details": {"interrupt_ids": metadata.get("resolved_interrupts", [])}})  # fmt: skip
     elif source in ("update", "fork"):
         events.append({"when": when, "who": _actor(metadata), "kind": "state_edited",
                        "what": f"edited the state ({source})"})  # fmt: skip
     asked: dict[str, ApprovalRequest] = {}
     for task in snapshot.tasks:
         for item in task.interrupts:
-            request = parse_approval(item.value)
+            request = approval_or_none(item.value)
             if request is not None:
                 asked[item.id] = request
                 what, kind = _asked(request), "approval_requested"
@@ -142,17 +149,7 @@ async def audit_events(runtime: Runtime, thread_id: str) -> list[dict[str, Any]]
     config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     snapshots = [s async for s in assistant.graph.aget_state_history(config)]
     snapshots.reverse()
-    resumes: dict[str, list[Any]] = {}
-    async for saved in runtime.checkpointer.alist(config):
-        writes = [
-            (task_id, value) for task_id, channel, value in saved.pending_writes or [] if channel == RESUME_CHANNEL
-        ]
-        # the resume command itself is written by the null task; the resumed task's own copy is a list
-        values = [value for task_id, value in writes if task_id == NULL_TASK_ID]
-        if not values:
-            values = [item for _, value in writes for item in (value if isinstance(value, list) else [value])]
-        if values:
-            resumes[saved.config["configurable"]["checkpoint_id"]] = values
+    resumes = {checkpoint_id: values for checkpoint_id, values in await resume_values(runtime.checkpointer, thread_id)}
     events: list[dict[str, Any]] = []
     for index, snapshot in enumerate(snapshots):
         finished_at = snapshots[index + 1].created_at if index + 1 < len(snapshots) else None

@@ -4,8 +4,8 @@
 may approve (``None`` = no limit; a role missing or at 0 has no authority), and for actions without an
 amount, the least role allowed. It comes from the policy file (``rag.policy.get_policy().approval``) or from
 a test. An action request names its policy action in ``policy_action`` (else its ``name`` is looked up);
-an action the policy does not know is checked by its ``required_role`` only. Rejecting needs the role but
-no amount authority.
+an action the policy does not know is checked by its ``required_role`` only. Rejecting (or answering in the
+tool's place) needs the role but no amount authority; an edit is checked at the amount it decides.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def authority_problem(
     if least is not None and not principal.has(least):
         return f"the policy lets only {least} or above decide {key}; your key has {principal.role}"
     amount = decided_amount(action, decision)
-    if decision.type == "reject" or amount is None or key not in authority.amount_limits:
+    if decision.type in ("reject", "respond") or amount is None or key not in authority.amount_limits:
         return None
     limits = authority.amount_limits[key]
     limit = limits.get(principal.role, 0.0)

@@ -8,21 +8,27 @@ them (executing runs are cancelled and recorded as errors).
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
 
+from server.auth import Principal
 from server.errors import ApiError
 from server.runtime import store
+from server.runtime.admission import check_size
 from server.runtime.authority import Authority, load_policy_authority
+from server.runtime.decisions import check_fork
+from server.runtime.interrupts import looks_like_approval
 from server.runtime.manager import RunManager, hold_owner_lock
 from server.runtime.registry import Assistant, Registry, load_registry
-from server.runtime.schemas import HistoryRequest
-from server.runtime.state import state_json
-from server.settings import Settings
+from server.runtime.schemas import HistoryRequest, StateUpdate
+from server.runtime.state import checkpoint_ref, pending_interrupts, since_of, state_json
+from server.settings import Role, Settings
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +142,60 @@ class Runtime:
         ):
             states.append(state_json(snapshot))
         return states
+
+    async def update_state(self, thread_id: str, body: StateUpdate, principal: Principal) -> dict[str, Any]:
+        """Write state as if ``as_node`` had returned ``values`` (admin), or end a pending interrupt without a
+        decision (``values: null, as_node: "__end__"``; approver for approvals). The write is stamped with who
+        made it, so the audit shows it; the thread's index row is re-derived from the new checkpoint."""
+        check_size("values", body.values, self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")
+        checkpoint_id = body.resolved_checkpoint_id
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await store.lock_thread(conn, thread_id)
+            assistant = self.assistant_of(row)
+            if assistant is None:
+                raise ApiError(409, "no_state", f"thread {thread_id} has no state yet; start a run on it first")
+            pending = (row.get("interrupts") or []) if row["status"] == "interrupted" else []
+            metadata: dict[str, Any] = {"thread_id": thread_id, "assistant_id": assistant.assistant_id,
+                                        "graph_id": assistant.graph_id, "actor_id": principal.id,
+                                        "actor_role": principal.role}  # fmt: skip
+            if body.resolves and pending:
+                needed: Role = "approver" if any(looks_like_approval(p.get("value")) for p in pending) else "operator"
+                if not principal.has(needed):
+                    raise ApiError(403, "forbidden", f"ending this interrupt without a decision needs the {needed} "
+                                   f"role; your key has {principal.role}")  # fmt: skip
+                metadata |= {"resolution": "ignored", "resolved_interrupts": [p["id"] for p in pending]}
+            else:
+                if not principal.has("admin"):
+                    raise ApiError(
+                        403, "forbidden", "writing a thread's state needs the admin role (ending a pending "
+                        "interrupt with values null and as_node '__end__' needs approver)",
+                    )
+                if pending:
+                    raise ApiError(409, "interrupted", f"thread {thread_id} waits at an interrupt; answer it "
+                                   "(command.resume), or end it with values null and as_node '__end__', before "
+                                   "writing its state")  # fmt: skip
+                if checkpoint_id is not None:
+                    await check_fork(self.checkpointer, thread_id, checkpoint_id)
+            graph = assistant.graph
+            if body.as_node is not None and body.as_node not in graph.nodes and body.as_node != "__end__":
+                nodes = ", ".join(n for n in graph.nodes if not n.startswith("__"))
+                raise ApiError(422, "validation_error", f"as_node: {body.as_node!r} is not a node of "
+                               f"{assistant.graph_id}; nodes: {nodes}")  # fmt: skip
+            config = self._config(thread_id, checkpoint_id) | {"metadata": metadata}
+            try:
+                written = await graph.aupdate_state(cast(Any, config), body.values, as_node=body.as_node)
+            except InvalidUpdateError as exc:
+                raise ApiError(422, "invalid_update", f"values: {exc}") from exc
+            snapshot = await graph.aget_state(cast(Any, self._config(thread_id)))
+            now_pending = pending_interrupts(snapshot)
+            await store.set_thread_state(conn, thread_id, "interrupted" if now_pending else "idle", now_pending,
+                                         since_of(now_pending))  # fmt: skip
+        return {"checkpoint": checkpoint_ref(written)}
+
+    async def copy_thread(self, thread_id: str, principal: Principal) -> dict[str, Any]:
+        """A new thread with this one's metadata and whole checkpoint history."""
+        row = await store.copy_thread(self.pool, thread_id, str(uuid.uuid4()), principal.id)
+        return row
 
     async def delete_thread(self, thread_id: str) -> None:
         """Delete the thread's index row and every checkpoint of it (a busy thread is a 409)."""

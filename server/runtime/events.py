@@ -4,8 +4,10 @@ Requested modes map onto the graph's stream modes: ``values``, ``updates``, ``cu
 and ``checkpoints`` pass through (``values`` carries ``__interrupt__`` when the run stops at an interrupt);
 ``messages`` becomes ``messages/metadata`` (first sight of a message), ``messages/partial`` (the message
 accumulated so far, as LLM tokens arrive) and ``messages/complete`` (the finished message);
-``messages-tuple`` passes the raw ``[message, metadata]`` pairs as ``messages``. Events from subgraphs are
-named ``<mode>|<namespace>``.
+``messages-tuple`` passes the raw ``[message, metadata]`` pairs as ``messages``; ``events`` passes LangChain's
+``astream_events`` (v2) events (``on_chain_start`` with ``metadata.langgraph_node``...), the run then being
+driven by ``astream_events`` whose root ``on_chain_stream`` chunks feed the other modes. Events from
+subgraphs are named ``<mode>|<namespace>``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChun
 
 from server.runtime.serde import to_jsonable
 
-STREAM_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
+STREAM_MODES = (
+    "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
+)  # fmt: skip
 _PASS_THROUGH = {"values", "updates", "custom", "debug", "tasks", "checkpoints"}
 
 Emit = Callable[[str, Any], object]
@@ -27,6 +31,8 @@ def graph_modes(requested: Iterable[str]) -> list[str]:
     """The LangGraph stream modes that produce the requested SSE modes."""
     modes: list[str] = []
     for mode in requested:
+        if mode == "events":
+            continue
         target = "messages" if mode in ("messages", "messages-tuple") else mode
         if target not in modes:
             modes.append(target)
@@ -66,6 +72,18 @@ class EventTranslator:
                 self._message(message, metadata, ns)
         elif mode in _PASS_THROUGH and mode in self.requested:
             self.emit(self._name(mode, ns), to_jsonable(data))
+
+    def handle_event(self, event: dict[str, Any]) -> None:
+        """Translate one ``astream_events`` v2 event: the root graph's stream chunks feed the stream modes, the
+        rest are ``events``."""
+        if event.get("event") == "on_chain_stream" and not event.get("parent_ids"):
+            chunk = event.get("data", {}).get("chunk")
+            if isinstance(chunk, tuple) and len(chunk) in (2, 3):
+                ns, mode, data = chunk if len(chunk) == 3 else ((), *chunk)
+                self.handle({"type": mode, "ns": ns, "data": data})
+            return
+        if "events" in self.requested:
+            self.emit("events", to_jsonable(event))
 
     def _message(self, message: BaseMessage, metadata: Any, ns: tuple[str, ...]) -> None:
         key = message.id or f"anonymous-{id(message)}"

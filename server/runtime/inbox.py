@@ -13,7 +13,7 @@ from typing import Any
 from server.auth import ROLE_RANK, Principal
 from server.runtime import store
 from server.runtime.authority import Authority, can_decide
-from server.runtime.interrupts import parse_approval
+from server.runtime.interrupts import approval_or_none, looks_like_approval
 from server.settings import Role
 
 
@@ -30,7 +30,7 @@ class InboxFilter:
 
 
 def _item(row: store.Row, pending: dict[str, Any], principal: Principal, authority: Authority | None) -> dict[str, Any]:
-    request = parse_approval(pending.get("value"))
+    request = approval_or_none(pending.get("value"))
     item: dict[str, Any] = {
         "thread_id": row["thread_id"],
         "assistant_id": row.get("assistant_id"),
@@ -40,6 +40,16 @@ def _item(row: store.Row, pending: dict[str, Any], principal: Principal, authori
         "thread_metadata": row.get("metadata") or {},
         "decision_url": f"/approvals/{row['thread_id']}/decision",
     }
+    if request is None and looks_like_approval(pending.get("value")):
+        return item | {
+            "kind": "approval",
+            "description": "malformed approval request: nobody may decide it until the graph is fixed",
+            "value": pending.get("value"),
+            "action_requests": [],
+            "required_role": "admin",
+            "total_amount": None,
+            "can_decide": False,
+        }
     if request is None:
         value = pending.get("value")
         question = value.get("question") if isinstance(value, dict) else value
@@ -58,7 +68,9 @@ def _item(row: store.Row, pending: dict[str, Any], principal: Principal, authori
     return item | {
         "kind": "approval",
         "description": "; ".join(a.description for a in request.action_requests),
-        "action_requests": [a.model_dump() for a in request.action_requests],
+        "action_requests": [
+            a.model_dump() | {"allowed_decisions": request.allowed(i)} for i, a in enumerate(request.action_requests)
+        ],
         "required_role": required,
         "total_amount": sum(amounts) if amounts else None,
         "can_decide": principal.has("approver") and can_decide(principal, request, authority),

@@ -14,31 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import random
-import typing
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.constants import END
 from langgraph.types import Command, Send
-from pydantic import BaseModel
 
 from server.auth import Principal
 from server.errors import ApiError
 from server.runtime import store
+from server.runtime.admission import check_config, check_context, check_size, schema_fields
 from server.runtime.authority import Authority, check_authority
+from server.runtime.decisions import check_fork
 from server.runtime.events import EventTranslator, graph_modes
-from server.runtime.interrupts import DecisionError, parse_approval, stamp, validate_decisions
+from server.runtime.interrupts import (
+    DecisionError,
+    MalformedApproval,
+    looks_like_approval,
+    parse_approval,
+    stamp,
+    validate_decisions,
+)
 from server.runtime.registry import Assistant, Registry
 from server.runtime.schemas import THREAD_ID, RunCreate
 from server.runtime.serde import to_jsonable
 from server.runtime.state import pending_interrupts, since_of
 from server.runtime.streams import RunStream
-from server.settings import Settings
+from server.settings import Role, Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,7 @@ class ActiveRun:
     result: dict[str, Any] | None = None
     cancel_reason: str | None = None
     task: asyncio.Task[None] | None = None
+    resolve: list[str] | None = None  # "mark resolved": the interrupt ids ended without a decision
 
     @property
     def location(self) -> str:
@@ -77,26 +85,14 @@ class ActiveRun:
 
 def _accepts_principal(schema: Any) -> bool:
     """Whether a graph's context schema has room for the ``principal`` the server passes."""
-    if schema is None:
-        return True
-    if dataclasses.is_dataclass(schema):
-        return any(f.name == "principal" for f in dataclasses.fields(schema))
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return "principal" in schema.model_fields
-    if typing.is_typeddict(schema):
-        return "principal" in typing.get_type_hints(schema)
-    return False
+    fields = schema_fields(schema)
+    return schema is None or (fields is not None and "principal" in fields)
 
 
-def _check_context(schema: Any, context: dict[str, Any] | None) -> None:
-    """Refuse (422) a ``context`` the graph's context schema would not accept, before anything runs."""
-    if not context or schema is None:
-        return
-    try:
-        if isinstance(schema, type) and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel)):
-            schema(**context)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(422, "validation_error", f"context: {exc}") from exc
+def waits_on_approval(row: store.Row) -> bool:
+    """Whether the thread is paused at an approval (a decision, not a new input, must come next)."""
+    pending = row.get("interrupts") or []
+    return row["status"] == "interrupted" and any(looks_like_approval(p.get("value")) for p in pending)
 
 
 def _goto(value: Any) -> Any:
@@ -163,6 +159,11 @@ class RunManager:
                 if unknown:
                     raise ApiError(422, "validation_error", f"{name}: unknown node(s) {unknown}; nodes: "
                                    f"{', '.join(n for n in graph.nodes if not n.startswith('__'))}")  # fmt: skip
+        check_size("metadata", body.metadata, self.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
+        for name in ("input", "command", "context"):
+            value = getattr(body, name)
+            check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
+                       self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
         checkpoint_id = body.resolved_checkpoint_id
         if checkpoint_id is not None:
             found = await self.checkpointer.aget_tuple(
@@ -170,19 +171,31 @@ class RunManager:
             )
             if found is None:
                 raise ApiError(404, "not_found", f"checkpoint {checkpoint_id} not found in thread {thread_id}")
+            await check_fork(self.checkpointer, thread_id, checkpoint_id)
 
         run_id = str(uuid.uuid4())
         resume: dict[str, Any] = {}
+        command = body.command
+        resolving = command is not None and command.resolves
 
         async def prepare(row: store.Row) -> None:
-            if body.command is not None and body.command.resumes:
-                resume["value"] = self._prepare_resume(row, body.command.resume, principal, interrupt_id)
+            if resolving:
+                resume["resolve"] = self._prepare_resolve(row, principal)
+            elif command is not None and command.resumes:
+                resume["value"] = self._prepare_resume(row, command.resume, principal, interrupt_id)
+            elif waits_on_approval(row) and checkpoint_id is None:
+                raise ApiError(
+                    409, "awaiting_approval",
+                    f"thread {thread_id} waits for an approval: decide it (POST /approvals/{thread_id}/decision or "
+                    "command.resume) or mark it resolved (command.goto '__end__') before starting another run",
+                )  # fmt: skip
 
         metadata = {k: v for k, v in (body.metadata or {}).items() if k not in _RESERVED_METADATA}
         claim = store.NewRun(
             run_id=run_id,
             thread_id=thread_id,
             assistant_id=assistant.assistant_id,
+            graph_id=assistant.graph_id,
             multitask_strategy=body.multitask_strategy,
             kwargs=to_jsonable(body.recorded_kwargs()),
             metadata=to_jsonable(metadata),
@@ -190,15 +203,15 @@ class RunManager:
             owner_key=self.owner_key,
         )
         run = self._build(run_id, thread_id, assistant, body, principal, kind, metadata, checkpoint_id)
-        _check_context(graph.context_schema, run.context)
         self.active[run_id] = run  # before the claim commits, so the orphan sweep never mistakes it
         try:
             await store.claim_thread(self.pool, claim, create=body.if_not_exists == "create", prepare=prepare)
         except BaseException:
             del self.active[run_id]
             raise
-        if body.command is not None:
-            command = body.command
+        if resolving:
+            run.resolve = resume["resolve"]
+        elif command is not None:
             run.graph_input = Command(
                 resume=resume["value"] if command.resumes else None,
                 update=command.update,
@@ -220,11 +233,9 @@ class RunManager:
         metadata: dict[str, Any],
         checkpoint_id: str | None,
     ) -> ActiveRun:
-        user_config = dict(body.config or {})
-        configurable = {
-            **{k: v for k, v in (user_config.get("configurable") or {}).items() if not k.startswith("checkpoint")},
-            "thread_id": thread_id,
-        }
+        user_config = check_config(body.config, assistant.graph, thread_id)
+        check_context(assistant.graph.context_schema, body.context)
+        configurable = {**(user_config.get("configurable") or {}), "thread_id": thread_id}
         if checkpoint_id is not None:
             configurable["checkpoint_id"] = checkpoint_id
             configurable["checkpoint_ns"] = ""
@@ -241,18 +252,17 @@ class RunManager:
             },
             "run_id": uuid.UUID(run_id),
         }
-        if "recursion_limit" in user_config:
-            config["recursion_limit"] = user_config["recursion_limit"]
-        if "tags" in user_config:
-            config["tags"] = user_config["tags"]
-        context: dict[str, Any] = {k: v for k, v in (body.context or {}).items() if k != "principal"}
+        for key in ("recursion_limit", "tags", "max_concurrency", "run_name"):
+            if key in user_config:
+                config[key] = user_config[key]
+        context: dict[str, Any] = dict(body.context or {})
         if _accepts_principal(assistant.graph.context_schema):
             context["principal"] = {"id": principal.id, "role": principal.role}
         options: dict[str, Any] = {"subgraphs": body.stream_subgraphs}
         for name in ("interrupt_before", "interrupt_after", "durability"):
             if getattr(body, name) is not None:
                 options[name] = getattr(body, name)
-        on_disconnect = body.on_disconnect or ("cancel" if kind == "stream" else "continue")
+        on_disconnect = body.on_disconnect or "continue"  # as the official server: a run outlives its client
         return ActiveRun(
             run_id=run_id,
             thread_id=thread_id,
@@ -295,7 +305,13 @@ class RunManager:
             )  # fmt: skip
         prepared: dict[str, Any] = {}
         for interrupt_id, answer in targets.items():
-            request = parse_approval(by_id[interrupt_id]["value"])
+            try:
+                request = parse_approval(by_id[interrupt_id]["value"])
+            except MalformedApproval as exc:
+                raise ApiError(
+                    409, "malformed_approval", f"interrupt {interrupt_id} asks for an approval in a form the server "
+                    f"cannot check ({exc}); nobody may decide it. Fix the graph",
+                ) from exc  # fmt: skip
             if request is None:
                 prepared[interrupt_id] = answer
                 continue
@@ -309,8 +325,21 @@ class RunManager:
             problems = check_authority(principal, request, decisions, self.authority)
             if problems:
                 raise ApiError(403, "insufficient_authority", "; ".join(problems))
-            prepared[interrupt_id] = stamp(decisions, principal.id, principal.role)
+            prepared[interrupt_id] = stamp(decisions, request, principal.id, principal.role)
         return prepared if keyed else next(iter(prepared.values()))
+
+    def _prepare_resolve(self, row: store.Row, principal: Principal) -> list[str]:
+        """Check a "mark resolved" (``command.goto='__end__'`` on an interrupted thread): the pending interrupts
+        end without a decision, so nothing they asked for runs. Approvals need the approver role."""
+        pending: list[dict[str, Any]] = row.get("interrupts") or []
+        if row["status"] != "interrupted" or not pending:
+            raise ApiError(409, "not_interrupted", f"thread {row['thread_id']} is not waiting at an interrupt "
+                           f"(status {row['status']}); there is nothing to mark resolved")  # fmt: skip
+        needed: Role = "approver" if any(looks_like_approval(p.get("value")) for p in pending) else "operator"
+        if not principal.has(needed):
+            raise ApiError(403, "forbidden", f"marking this interrupt resolved needs the {needed} role; your key has "
+                           f"{principal.role}")  # fmt: skip
+        return [p["id"] for p in pending]
 
     # -- executing ------------------------------------------------------------------------------------------
 
@@ -321,16 +350,22 @@ class RunManager:
         translator = EventTranslator(run.modes, run.stream.publish)
         try:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
-                stream: Any = run.assistant.graph.astream(
-                    run.graph_input,
-                    cast(Any, run.config),
-                    context=run.context,
-                    stream_mode=cast(Any, graph_modes(run.modes) or ["values"]),
-                    version="v2",
-                    **run.options,
-                )
-                async for part in stream:
-                    translator.handle(part)
+                if run.resolve is not None:
+                    await self._resolve(run)
+                    return await self._finish(run, status, error)
+                graph, modes = run.assistant.graph, cast(Any, graph_modes(run.modes) or ["values"])
+                if "events" in run.modes:
+                    events: Any = graph.astream_events(
+                        run.graph_input, cast(Any, run.config), version="v2", context=run.context, stream_mode=modes,
+                        **run.options,
+                    )
+                    async for event in events:
+                        translator.handle_event(event)
+                else:
+                    stream: Any = graph.astream(run.graph_input, cast(Any, run.config), context=run.context,
+                                                stream_mode=modes, version="v2", **run.options)  # fmt: skip
+                    async for part in stream:
+                        translator.handle(part)
             translator.flush()
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -349,6 +384,16 @@ class RunManager:
             status, error = "error", f"{type(exc).__name__}: {exc}"
             run.stream.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         await self._finish(run, status, error)
+
+    async def _resolve(self, run: ActiveRun) -> None:
+        """End the pending interrupts without a decision: a state update as ``__end__``, stamped in the
+        checkpoint metadata with who resolved what (the audit shows it)."""
+        metadata = {**run.config["metadata"], "resolution": "ignored", "resolved_interrupts": run.resolve}
+        config = {"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}, "metadata": metadata}
+        await run.assistant.graph.aupdate_state(cast(Any, config), None, as_node=END)
+        if "values" in run.modes:
+            snapshot = await run.assistant.graph.aget_state(cast(Any, {"configurable": {"thread_id": run.thread_id}}))
+            run.stream.publish("values", to_jsonable(snapshot.values))
 
     async def _thread_outcome(
         self, assistant: Assistant | None, thread_id: str

@@ -83,21 +83,32 @@ class Assistant:
 
     def schemas(self) -> dict[str, Any]:
         """Input, output, state, config and context JSON schemas (None where one cannot be derived)."""
-        graph = self.graph
-        builder = getattr(graph, "builder", None)
+        return graph_schemas(self.graph, self.graph_id)
 
-        def typed(attr: str) -> dict[str, Any] | None:
-            annotated = getattr(builder, attr, None)
-            return _schema(lambda: _hinted_schema(annotated)) if annotated is not None else None
+    async def subgraphs(self, namespace: str | None = None, recurse: bool = False) -> dict[str, Any]:
+        """The schemas of the graph's subgraphs, by namespace (``namespace`` keeps only that one)."""
+        found = {}
+        async for ns, subgraph in self.graph.aget_subgraphs(namespace=namespace, recurse=recurse):
+            found[ns] = graph_schemas(subgraph, self.graph_id)
+        return found
 
-        return {
-            "graph_id": self.graph_id,
-            "input_schema": _schema(graph.get_input_jsonschema) or typed("input_schema"),
-            "output_schema": _schema(graph.get_output_jsonschema) or typed("output_schema"),
-            "state_schema": typed("state_schema"),
-            "config_schema": _schema(lambda: graph.config_schema().model_json_schema()),
-            "context_schema": _schema(graph.get_context_jsonschema) or typed("context_schema"),
-        }
+
+def graph_schemas(graph: Any, graph_id: str) -> dict[str, Any]:
+    """The JSON schemas of a compiled graph (None where one cannot be derived)."""
+    builder = getattr(graph, "builder", None)
+
+    def typed(attr: str) -> dict[str, Any] | None:
+        annotated = getattr(builder, attr, None)
+        return _schema(lambda: _hinted_schema(annotated)) if annotated is not None else None
+
+    return {
+        "graph_id": graph_id,
+        "input_schema": _schema(graph.get_input_jsonschema) or typed("input_schema"),
+        "output_schema": _schema(graph.get_output_jsonschema) or typed("output_schema"),
+        "state_schema": typed("state_schema"),
+        "config_schema": _schema(lambda: graph.config_schema().model_json_schema()),
+        "context_schema": _schema(graph.get_context_jsonschema) or typed("context_schema"),
+    }
 
 
 def _hinted_schema(annotated: Any) -> dict[str, Any]:

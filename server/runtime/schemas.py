@@ -48,6 +48,11 @@ class CommandIn(BaseModel):
     def resumes(self) -> bool:
         return "resume" in self.model_fields_set
 
+    @property
+    def resolves(self) -> bool:
+        """Agent Chat UI's "mark as resolved": ``goto: "__end__"`` alone ends the pending interrupts."""
+        return self.goto in ("__end__", ["__end__"]) and not self.resumes and self.update is None
+
 
 class RunCreate(BaseModel):
     """The body of ``POST /threads/{id}/runs[/stream|/wait]``."""
@@ -105,6 +110,8 @@ class RunCreate(BaseModel):
 
     @model_validator(mode="after")
     def _input_xor_command(self) -> RunCreate:
+        if self.command is not None and self.input in ({}, [], ""):
+            self.input = None  # Agent Chat UI sends an empty input next to every command
         if self.input is not None and self.command is not None:
             raise ValueError("send either input or command, not both")
         return self
@@ -115,9 +122,7 @@ class RunCreate(BaseModel):
             return self.checkpoint_id
         if self.checkpoint is not None and self.checkpoint.checkpoint_id:
             return self.checkpoint.checkpoint_id
-        configurable = (self.config or {}).get("configurable") or {}
-        value = configurable.get("checkpoint_id")
-        return value if isinstance(value, str) and value else None
+        return None
 
     def recorded_kwargs(self) -> dict[str, Any]:
         """What the runs table keeps of the request."""
@@ -181,6 +186,28 @@ class ThreadSearch(BaseModel):
         return value
 
 
+class StateUpdate(BaseModel):
+    """The body of ``POST /threads/{id}/state``: write values as if ``as_node`` had returned them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: dict[str, Any] | list[Any] | None = Field(
+        description="The update (null with as_node '__end__' ends a pending interrupt without a decision)."
+    )
+    as_node: str | None = Field(None, description="The node the update is attributed to.")
+    checkpoint: CheckpointRef | None = Field(None, description="Write on top of this checkpoint (a fork).")
+    checkpoint_id: str | None = None
+
+    @property
+    def resolves(self) -> bool:
+        """Agent Inbox's "ignore": ``{"values": null, "as_node": "__end__"}``."""
+        return self.values is None and self.as_node == "__end__"
+
+    @property
+    def resolved_checkpoint_id(self) -> str | None:
+        return self.checkpoint_id or (self.checkpoint.checkpoint_id if self.checkpoint is not None else None)
+
+
 class HistoryRequest(BaseModel):
     """The body (or query) of ``/threads/{id}/history``."""
 
@@ -203,6 +230,9 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decisions: list[Any] = Field(description="One {type, args, comment} per action request, in order.")
+    decisions: list[Any] = Field(
+        description="One per action request, in order: {type: approve} | {type: edit, edited_action: {name, args}} "
+        "| {type: reject, message} (the older {type, args, comment} is accepted too)."
+    )
     interrupt_id: str | None = Field(None, description="The interrupt decided (guards against deciding a newer one).")
     wait: bool = Field(True, description="Wait for the resumed run to finish (else answer 202 at once).")

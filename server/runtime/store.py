@@ -35,6 +35,7 @@ class NewRun:
     run_id: str
     thread_id: str
     assistant_id: str
+    graph_id: str
     multitask_strategy: str
     kwargs: Mapping[str, Any]
     metadata: Mapping[str, Any]
@@ -169,6 +170,73 @@ async def interrupted_threads(pool: Pool, assistant_id: str | None = None) -> li
         return [dict(r) for r in await cur.fetchall()]
 
 
+async def copy_thread(pool: Pool, source: str, target: str, created_by: str) -> Row:
+    """A new thread ``target`` with the index row, metadata and every checkpoint (all namespaces, blobs and
+    pending writes) of ``source``, in one transaction; a busy source is a 409."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR SHARE", (source,))
+        row = await cur.fetchone()
+        if row is None:
+            raise ApiError(404, "not_found", f"thread {source} not found")
+        if row["status"] == "busy":
+            raise ApiError(409, "thread_busy", f"thread {source} is busy with run {row['current_run_id']}; copy it "
+                           "when the run has ended")  # fmt: skip
+        cur = await conn.execute(
+            "INSERT INTO threads (thread_id, metadata, created_by, assistant_id, status, interrupts, interrupted_at) "
+            "SELECT %s, metadata, %s, assistant_id, status, interrupts, interrupted_at FROM threads "
+            "WHERE thread_id = %s RETURNING *",
+            (target, created_by, source),
+        )
+        copied = await cur.fetchone()
+        await conn.execute(
+            "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
+            "metadata) SELECT %s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
+            "CASE WHEN metadata ? 'thread_id' THEN jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) "
+            "ELSE metadata END FROM checkpoints WHERE thread_id = %s",
+            (target, target, source),
+        )
+        await conn.execute(
+            "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) "
+            "SELECT %s, checkpoint_ns, channel, version, type, blob FROM checkpoint_blobs WHERE thread_id = %s",
+            (target, source),
+        )
+        await conn.execute(
+            "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, "
+            "blob, task_path) SELECT %s, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path "
+            "FROM checkpoint_writes WHERE thread_id = %s",
+            (target, source),
+        )
+    assert copied is not None
+    return dict(copied)
+
+
+async def set_thread_state(
+    conn: AsyncConnection[Any],
+    thread_id: str,
+    status: ThreadStatus,
+    interrupts: list[dict[str, Any]],
+    interrupted_at: dt.datetime | None,
+) -> None:
+    """Re-derive an idle thread's index row after its state was written outside a run."""
+    await conn.execute(
+        "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, updated_at = now() "
+        "WHERE thread_id = %s AND status <> 'busy'",
+        (status, Jsonb(interrupts), interrupted_at, thread_id),
+    )
+
+
+async def lock_thread(conn: AsyncConnection[Any], thread_id: str) -> Row:
+    """The thread's row, locked for this transaction (404 if missing, 409 if a run holds it)."""
+    cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+    row = await cur.fetchone()
+    if row is None:
+        raise ApiError(404, "not_found", f"thread {thread_id} not found")
+    if row["status"] == "busy":
+        raise ApiError(409, "thread_busy", f"thread {thread_id} is busy with run {row['current_run_id']}; wait for "
+                       "it or cancel it")  # fmt: skip
+    return dict(row)
+
+
 # -- claiming and finishing runs ------------------------------------------------------------------------------
 
 Prepare = Callable[[Row], Awaitable[None]]
@@ -192,7 +260,7 @@ async def claim_thread(pool: Pool, run: NewRun, *, create: bool, prepare: Prepar
             await conn.execute(
                 "INSERT INTO threads (thread_id, created_by, assistant_id, metadata) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (thread_id) DO NOTHING",
-                (run.thread_id, run.actor, run.assistant_id, Jsonb({"graph_id": run.assistant_id})),
+                (run.thread_id, run.actor, run.assistant_id, Jsonb({})),
             )
             cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
             row = await cur.fetchone()
@@ -213,11 +281,12 @@ async def claim_thread(pool: Pool, run: NewRun, *, create: bool, prepare: Prepar
             (run.run_id, run.thread_id, run.assistant_id, run.multitask_strategy, Jsonb(dict(run.kwargs)),
              Jsonb(dict(run.metadata)), run.actor, run.owner_key),
         )  # fmt: skip
-        await conn.execute(
-            "UPDATE threads SET status = 'busy', current_run_id = %s, assistant_id = %s, updated_at = now() "
-            "WHERE thread_id = %s",
-            (run.run_id, run.assistant_id, run.thread_id),
-        )
+        await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
+            "UPDATE threads SET status = 'busy', current_run_id = %s, assistant_id = %s, updated_at = now(), "
+            "metadata = metadata || %s WHERE thread_id = %s",
+            (run.run_id, run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}),
+             run.thread_id),
+        )  # fmt: skip
     return before
 
 

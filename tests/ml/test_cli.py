@@ -49,6 +49,79 @@ def test_train_then_predict_delay_from_public_csv(
     assert scored["model_version"].nunique() == 1
 
 
+def test_predict_delay_reports_each_bad_value_with_its_own_allowed_values(
+    public_orders: pd.DataFrame, delay_models_dir: Path, write_public_csv: Callable[..., Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = public_orders.head(4).drop(columns=["Reached.on.Time_Y.N"]).astype(str)
+    rows.iloc[0, rows.columns.get_loc("Warehouse_block")] = "Z"
+    rows.iloc[1, rows.columns.get_loc("Mode_of_Shipment")] = "Rocket"
+    rows.iloc[2, rows.columns.get_loc("Warehouse_block")] = "Q"
+    rows.iloc[2, rows.columns.get_loc("Mode_of_Shipment")] = "Truck"
+    data = write_public_csv(rows, "score.csv")
+    code = main(["predict", "delay", "--model", str(delay_models_dir), "--data", str(data),
+                 "--out", str(tmp_path / "scored.csv")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.err.splitlines() == [
+        "skipped line 2: warehouse_block: unknown value 'Z' (allowed: A, B, C, D, F)",
+        "skipped line 3: mode_of_shipment: unknown value 'Rocket' (allowed: Flight, Road, Ship)",
+        "skipped line 4: warehouse_block: unknown value 'Q' (allowed: A, B, C, D, F)",
+        "skipped line 4: mode_of_shipment: unknown value 'Truck' (allowed: Flight, Road, Ship)",
+    ]
+    assert "scored 1 order(s)" in captured.out and "3 row(s) skipped" in captured.out
+
+
+def test_sales_rows_with_two_bad_values_name_each_column_once(
+    sales: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one = sales[(sales["store"] == sales["store"].iloc[0]) & (sales["item"] == sales["item"].iloc[0])]
+    rows = one.assign(date=one["date"].dt.strftime("%Y-%m-%d")).astype(str)
+    rows.iloc[5, rows.columns.get_loc("date")] = "yesterday"
+    rows.iloc[5, rows.columns.get_loc("sales")] = "-3"
+    rows.to_csv(tmp_path / "sales.csv", index=False)
+    code = main(["backtest", "demand", "--data", str(tmp_path / "sales.csv"), "--horizon", "7",
+                 "--out", str(tmp_path / "bt.json")])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "skipped line 7: date: 'yesterday' is not a date (expected YYYY-MM-DD)" in err
+    assert "skipped line 7: sales: '-3' is not a number >= 0" in err
+    assert "date: date:" not in err
+
+
+def test_commands_outside_a_checkout_say_where_they_looked_and_how_to_seed(
+    settings_factory: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main as rimas
+
+    settings_factory()  # no RIMAS_* settings, working directory = an empty folder
+    for argv in (["train", "demand", "--out", "models"], ["train", "delay", "--out", "models"],
+                 ["backtest", "demand", "--horizon", "7"]):
+        assert rimas(argv) == 2
+        err = capsys.readouterr().err
+        assert f"no database: {(tmp_path / '.rimas' / 'pg').resolve()} does not exist" in err
+        assert "`rimas seed`" in err and "--data PATH" in err and "Traceback" not in err
+    assert not (tmp_path / ".rimas").exists()  # nothing was created on the way
+
+
+def test_an_empty_database_is_named_with_how_to_seed_it(
+    new_database: Callable[[str], str], settings_factory: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from server.cli import main as rimas
+
+    settings_factory()
+    url = new_database("empty")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert rimas(["train", "demand", "--out", "models"]) == 2
+    err = capsys.readouterr().err
+    dbname = url.rsplit("dbname=", 1)[-1].split()[0]
+    assert f"/{dbname} (DATABASE_URL) holds no daily sales rows: it is empty. Seed it with `rimas seed`" in err
+    assert "password" not in err
+    assert rimas(["train", "delay", "--out", "models"]) == 2
+    assert "holds no orders with a known delivery outcome" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -79,9 +152,10 @@ def test_missing_model_and_missing_database_are_clear(tmp_path: Path, capsys: py
 
 def test_train_delay_from_the_database(open_db: Callable[[], Any], tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["train", "delay", "--out", str(tmp_path)], open_db=open_db)
+    code = main(["train", "delay", "--out", str(tmp_path)], open_db=open_db, describe_db=lambda: "the test db")
     out = capsys.readouterr().out
     assert code == 0, out
+    assert "orders with a known delivery outcome from the test db" in out
     assert "seeded database" in next((tmp_path / "delay").iterdir()).joinpath("model_card.md").read_text()
 
 

@@ -89,11 +89,19 @@ def test_bad_rows_are_reported_by_line_and_good_rows_kept(pipeline: DelayFeature
     checked = pipeline.check(frame)
     assert checked.positions.tolist() == [0, 4]
     assert checked.matrix[1, FEATURES.index("discount_offered")] == 40.0
-    by_line = {e.row or 0: e for e in checked.errors}
+    by_line: dict[int, list[InputError]] = {}
+    for e in checked.errors:
+        by_line.setdefault(e.row or 0, []).append(e)
     assert sorted(by_line) == [3, 4, 5]
-    assert by_line[3].field == "customer_care_calls" and "'four' is not a number" in str(by_line[3])
-    assert "out of range" in str(by_line[4]) and "<= 5" in str(by_line[4])
-    assert by_line[5].field == "gender" and "discount_offered: missing value" in str(by_line[5])
+    [calls] = by_line[3]
+    assert calls.field == "customer_care_calls" and "'four' is not a number" in str(calls)
+    [rating] = by_line[4]
+    assert "out of range" in str(rating) and "<= 5" in str(rating)
+    # two bad values on one line: one error each, naming its own field (and its own allowed values)
+    assert [str(e) for e in by_line[5]] == [
+        "line 5: gender: unknown value 'X' (allowed: F, M)",
+        "line 5: discount_offered: missing value",
+    ]
 
 
 def test_vocabulary_round_trips_through_json_form(pipeline: DelayFeatures) -> None:

@@ -56,5 +56,29 @@ def test_command_prints_the_table_and_writes_json(tmp_path) -> None:
 
 
 def test_command_fails_below_the_floor(tmp_path, capsys) -> None:
-    assert main(["eval", "retrieval", "--path", str(tmp_path / "q"), "--min-recall", "1.01"]) == 1
+    assert main(["eval", "retrieval", "--path", str(tmp_path / "q"), "--min-recall", "1"]) == 1
     assert "below --min-recall" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("value", "reason"), [("5", "must be from 0 to 1"), ("-0.1", "must be from 0 to 1"),
+                                               ("80%", "'80%' is not a number"), ("nan", "must be from 0 to 1")])
+def test_min_recall_must_be_a_fraction(value: str, reason: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "retrieval", "--min-recall", value])
+    assert exit_info.value.code == 2
+    assert f"argument --min-recall: {reason}" in capsys.readouterr().err
+
+
+def test_help_promises_only_commands_that_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("eval ")]
+    assert "model" not in line and "retrieval" in line
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--help"])
+    assert "retrieval" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["eval", "model"])
+    assert exit_info.value.code == 2

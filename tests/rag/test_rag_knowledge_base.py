@@ -129,8 +129,10 @@ def test_admin_document_rules(kb) -> None:
         kb.ingest_document(None, "Note", "Text", "Shipping Policy")
     with pytest.raises(KnowledgeBaseError, match="packaged policy document"):
         kb.delete_document("refunds")
+    with pytest.raises(KnowledgeBaseError, match=r"category: 'returns' is not allowed; allowed: .*refunds.*case"):
+        kb.ingest_document(None, "Returns", "Text", "returns")
     text = "Free shipping upgrade for delays over 11 days, within 24 hours."
-    result = kb.ingest_document(None, "Quick upgrades", text, "shipping_policy")
+    result = kb.ingest_document(None, "Quick upgrades", text, "shipping")
     assert result.chunks == 1 and len(result.warnings) == 1
     assert "(11)" in result.warnings[0]  # 24 is a policy number, 11 is not
 
@@ -210,3 +212,17 @@ def test_endpoint_models_validate_and_serialise(ingested_kb) -> None:
     body = KnowledgeSearchResponse(query=request.query, hits=[KnowledgeHit.from_hit(h) for h in hits]).model_dump()
     assert body["hits"][0]["citation_id"] == "policy:shipping#upgrades"
     assert set(body["hits"][0]) >= {"text", "score", "title", "section", "citation_id"}
+
+
+def test_unknown_category_is_refused_naming_the_allowed_ones(ingested_kb) -> None:
+    from rag.categories import document_categories
+
+    assert set(document_categories()) == {
+        "carrier_slas", "communication", "email_templates", "escalation", "planning", "refunds", "shipping",
+        "warehouse_slas", "case",
+    }  # fmt: skip
+    with pytest.raises(KnowledgeBaseError, match=r"^category: 'returns' is not allowed; allowed: carrier_slas, "):
+        ingested_kb.search(KEY_QUESTION, category="returns")
+    with pytest.raises(KnowledgeBaseError, match=r"^filters.category: 'returns' is not allowed"):
+        ingested_kb.search(KEY_QUESTION, filters={"category": ["shipping", "returns"]})
+    assert ingested_kb.search(KEY_QUESTION, category="Shipping")

@@ -69,24 +69,24 @@ async def test_a_decision_resumes_and_records_the_approver(api: Api) -> None:
     values = body["values"]
     assert values["outcome"] == "refunded" and values["refunded"] == 120.0
     decision = values["decision"]
-    assert decision["actor"] == {"id": "key-3:approver", "role": "approver"}
-    assert decision["comment"] == "refund ok, late twice" and decision["decided_at"]
-    assert values["decided_by"] == "key-3:approver"  # the graph saw the principal in its context
-    assert values["started_by"] == "key-2:operator"
+    assert decision["actor"] == {"id": "approver-1", "role": "approver"}
+    assert decision["message"] == "refund ok, late twice" and decision["decided_at"]
+    assert values["decided_by"] == "approver-1"  # the graph saw the principal in its context
+    assert values["started_by"] == "operator-1"
     assert (await api["viewer"].get("/approvals", params={"thread_id": "decide-1"})).json()["total"] == 0
     audit = (await api["viewer"].get("/threads/decide-1/audit")).json()["events"]
     kinds = [e["kind"] for e in audit]
     assert kinds.index("run_started") < kinds.index("approval_requested") < kinds.index("decision")
     decided = next(e for e in audit if e["kind"] == "decision")
-    assert decided["who"] == "key-3:approver (approver)"
+    assert decided["who"] == "approver-1 (approver)"
     assert decided["what"] == "approve issue_refund: 'refund ok, late twice'"
     assert decided["when"] == decision["decided_at"]
     asked = next(e for e in audit if e["kind"] == "approval_requested")
     assert "amount 120.00" in asked["what"] and "needs approver" in asked["what"]
-    assert next(e for e in audit if e["kind"] == "run_started")["who"] == "key-2:operator (operator)"
+    assert next(e for e in audit if e["kind"] == "run_started")["who"] == "operator-1 (operator)"
     assert audit[-1]["what"].startswith("finalize wrote")
     text = (await api["viewer"].get("/threads/decide-1/audit", params={"format": "text"})).text
-    assert "key-3:approver (approver)" in text and "refund ok, late twice" in text
+    assert "approver-1 (approver)" in text and "refund ok, late twice" in text
 
 
 async def test_edit_and_reject_decisions(api: Api) -> None:
@@ -131,9 +131,14 @@ async def test_an_admin_approves_above_the_approver_limit(api: Api) -> None:
         ({}, "decisions: Field required"),
         ({"decisions": []}, "expected 1 decision(s)"),
         ({"decisions": [{"type": "maybe"}]}, "decisions.0.type"),
-        ({"decisions": [{"type": "reject"}]}, "a rejection needs a comment"),
-        ({"decisions": [{"type": "edit"}]}, "an edit must carry the edited arguments"),
-        ({"decisions": [{"type": "edit", "args": {"ammount": 5}}]}, "decisions.0.args.ammount: not an argument"),
+        ({"decisions": [{"type": "reject"}]}, "decisions.0.message: a reject needs a message"),
+        ({"decisions": [{"type": "edit"}]}, "an edit must carry the edited action"),
+        ({"decisions": [{"type": "edit", "args": {"ammount": 5}}]},
+         "decisions.0.edited_action.args.ammount: not an argument"),
+        ({"decisions": [{"type": "edit", "edited_action": {"name": "wire_money", "args": {"amount": 5}}}]},
+         "decisions.0.edited_action.name: an edit cannot change the action"),
+        ({"decisions": [{"type": "respond", "message": "done by hand"}]}, "'respond' is not allowed"),
+        ({"decisions": [{"type": "approve"}], "note": "x"}, "note: is not allowed"),
         ({"decisions": [{"type": "approve", "args": {"amount": 5}}]}, "only an edit carries args"),
         ({"decisions": [{"type": "approve", "actor": "me"}]}, "decisions.0.actor: Extra inputs are not permitted"),
         ("yes", "resume: must be an object"),
@@ -192,11 +197,11 @@ def test_amount_authority_is_data() -> None:
     authority = Authority({"refund": {"viewer": 0, "operator": 50, "approver": 200.0, "admin": None}},
                           {"order_cancellation": "admin"})  # fmt: skip
     approver, admin = Principal("a", "approver"), Principal("b", "admin")
-    yes, no = Decision(type="approve"), Decision(type="reject", comment="no")
+    yes, no = Decision(type="approve"), Decision(type="reject", message="no")
     assert "exceeds the approver authority of 200.00" in (authority_problem(approver, action, yes, authority) or "")
     assert authority_problem(admin, action, yes, authority) is None
     assert authority_problem(approver, action, no, authority) is None  # refusing needs no amount authority
-    assert authority_problem(approver, action, Decision(type="edit", args={"amount": 150.0}), authority) is None
+    assert authority_problem(approver, action, Decision(type="edit", edited_action={"name": "issue_refund", "args": {"amount": 150.0}}), authority) is None
     assert authority_problem(approver, action, yes, None) is None  # no policy: the role check only
     needs_admin = action.model_copy(update={"required_role": "admin"})
     assert "needs the admin role" in (authority_problem(approver, needs_admin, yes, authority) or "")

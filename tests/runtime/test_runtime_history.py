@@ -16,7 +16,7 @@ async def test_history_lists_checkpoints_with_step_node_writes_and_paging(api: A
     assert [h["summary"]["nodes"] for h in history] == [[], ["n5"], ["n4"], ["n3"], ["n2"], ["n1"], ["__start__"]]
     step2 = history[3]
     assert step2["summary"]["writes"] == {"n3": ["count", "steps"]}
-    assert step2["summary"]["actor"] == {"id": "key-2:operator", "role": "operator"}
+    assert step2["summary"]["actor"] == {"id": "operator-1", "role": "operator"}
     assert step2["values"] == {"count": 2, "steps": ["n1", "n2"]}
     assert (
         step2["created_at"] and step2["parent_checkpoint"]["checkpoint_id"] == history[4]["checkpoint"]["checkpoint_id"]

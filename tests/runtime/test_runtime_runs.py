@@ -156,8 +156,16 @@ async def test_resuming_a_thread_that_is_not_interrupted_is_a_409(api: Api) -> N
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"assistant_id": "chain", "input": {}, "command": {"resume": 1}}, "either input or command"),
-        ({"assistant_id": "chain", "stream_mode": ["values", "events"]}, "stream_mode"),
+        ({"assistant_id": "chain", "input": {"count": 1}, "command": {"resume": 1}}, "either input or command"),
+        ({"assistant_id": "chain", "stream_mode": ["values", "everything"]}, "stream_mode"),
+        ({"assistant_id": "chain", "config": {"configurable": {"__pregel_resume_map": {}}}}, "reserved for the runtime"),
+        ({"assistant_id": "chain", "config": {"configurable": {"checkpoint_id": "x"}}}, "config.configurable.checkpoint_id"),
+        ({"assistant_id": "chain", "config": {"configurable": {"user_id": "x"}}}, "allowed: thread_id"),
+        ({"assistant_id": "chain", "config": {"callbacks": []}}, "config.callbacks: not accepted"),
+        ({"assistant_id": "chain", "config": {"recursion_limit": "9"}}, "config.recursion_limit"),
+        ({"assistant_id": "chain", "context": {"store": 3}}, "context: this graph takes no context"),
+        ({"assistant_id": "approval", "input": {}, "context": {"principal": {"id": "admin-1", "role": "admin"}}},
+         "context.principal: set by the server"),
         ({"assistant_id": "chain", "multitask_strategy": "enqueue"}, "multitask_strategy"),
         ({"assistant_id": "chain", "webhook": "http://x"}, "webhook"),
         ({"assistant_id": "chain", "interrupt_before": ["nope"]}, "interrupt_before"),
@@ -177,7 +185,7 @@ async def test_missing_thread_assistant_and_checkpoint(api: Api) -> None:
         await client.runs.wait("ghost", "chain", input={})
     created = await client.runs.wait("ghost", "chain", input={}, if_not_exists="create")
     assert created["count"] == 1 * 5
-    assert (await client.threads.get("ghost"))["metadata"] == {"graph_id": "chain"}
+    assert (await client.threads.get("ghost"))["metadata"] == {"graph_id": "chain", "assistant_id": "chain"}
     with pytest.raises(NotFoundError, match="assistant 'nope'"):
         await client.runs.create("ghost", "nope", input={})
     with pytest.raises(NotFoundError, match="checkpoint 1f0-missing not found"):

@@ -86,7 +86,7 @@ async def test_interrupt_restart_then_resume_with_the_sdk(server: Server) -> Non
         command={"resume": {"decisions": [{"type": "approve", "comment": "approved after the restart"}]}},
     )  # fmt: skip
     assert result["outcome"] == "refunded" and result["refunded"] == 120.0
-    assert result["decision"]["actor"] == {"id": "key-3:approver", "role": "approver"}
+    assert result["decision"]["actor"] == {"id": "approver-1", "role": "approver"}
     assert result["log"] == ["prepare", "approve", "finalize"]
     thread = await approver.threads.get("restart-1")
     assert thread["status"] == "idle" and thread["interrupts"] == {}
@@ -95,7 +95,7 @@ async def test_interrupt_restart_then_resume_with_the_sdk(server: Server) -> Non
     async with server.http("viewer") as viewer:
         audit = (await viewer.get("/threads/restart-1/audit")).json()["events"]
     decision = next(e for e in audit if e["kind"] == "decision")
-    assert decision["who"] == "key-3:approver (approver)" and "approved after the restart" in decision["what"]
+    assert decision["who"] == "approver-1 (approver)" and "approved after the restart" in decision["what"]
     server.stop()
 
 

@@ -10,7 +10,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, PermissionDeniedE
 async def test_assistants_are_the_graphs_of_langgraph_json(api: Api) -> None:
     client = api.sdk("viewer")
     found = await client.assistants.search()
-    assert [a["assistant_id"] for a in found] == ["approval", "chain", "chat"]
+    assert [a["assistant_id"] for a in found] == ["approval", "chain", "chat", "chat_hitl", "hitl_agent"]
     assert [a["assistant_id"] for a in await client.assistants.search(graph_id="chat")] == ["chat"]
     page = await client.assistants.search(limit=2, offset=1, response_format="object")
     assert [a["assistant_id"] for a in page["assistants"]] == ["chain", "chat"]
@@ -21,7 +21,7 @@ async def test_assistants_are_the_graphs_of_langgraph_json(api: Api) -> None:
     schemas = await client.assistants.get_schemas("approval")
     assert schemas["context_schema"]["properties"].keys() == {"principal"}
     assert "amount" in schemas["input_schema"]["properties"]
-    with pytest.raises(NotFoundError, match="assistant 'nope' not found; served: approval, chain, chat"):
+    with pytest.raises(NotFoundError, match="assistant 'nope' not found; served: approval, chain, chat, chat_hitl"):
         await client.assistants.get("nope")
 
 
@@ -40,7 +40,9 @@ async def test_thread_lifecycle(api: Api) -> None:
     assert patched["metadata"] == {"store": 3, "kind": "refund", "priority": "high"}
     with pytest.raises(PermissionDeniedError, match="needs the operator role"):
         await viewer.threads.create()
-    await operator.threads.delete("order-1001")
+    with pytest.raises(PermissionDeniedError, match="needs the admin role"):  # its checkpoints are the audit trail
+        await operator.threads.delete("order-1001")
+    await api.sdk("admin").threads.delete("order-1001")
     with pytest.raises(NotFoundError):
         await viewer.threads.get("order-1001")
 

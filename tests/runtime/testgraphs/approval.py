@@ -1,4 +1,4 @@
-"""Refund approval: prepare -> approve (approval interrupt) -> finalize; records who decided."""
+"""Refund approval: prepare -> approve (approval interrupt, LangChain v1 HITL shape) -> finalize; records who decided."""
 
 from __future__ import annotations
 
@@ -43,13 +43,14 @@ def approve(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
                     "name": "issue_refund",
                     "args": {"order_id": state["order_id"], "amount": amount},
                     "description": f"Refund {amount:.2f} on order {state['order_id']}",
-                    "allowed_decisions": ["approve", "edit", "reject"],
                     "required_role": "approver",
                     "amount": amount,
+                    "currency": "USD",
                     "policy_reason": "refunds above 50.00 need a person",
                     "policy_action": "refund",
                 }
-            ]
+            ],
+            "review_configs": [{"action_name": "issue_refund", "allowed_decisions": ["approve", "edit", "reject"]}],
         }
     )
     decision = answer["decisions"][0]
@@ -61,7 +62,7 @@ def finalize(state: State) -> dict[str, Any]:
     decision = state["decision"]
     if decision["type"] == "reject":
         return {"outcome": "rejected", "refunded": 0.0, "log": ["finalize"]}
-    amount = (decision.get("args") or {}).get("amount", state["amount"])
+    amount = (decision.get("edited_action") or {}).get("args", {}).get("amount", state["amount"])
     return {"outcome": "refunded", "refunded": float(amount), "log": ["finalize"]}
 
 

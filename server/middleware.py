@@ -1,0 +1,161 @@
+"""ASGI middleware at the edge of the API: who may connect, how big a body may be, and browser access.
+
+- :class:`LoopbackGuard` (auth off only): a request must come from a loopback peer and name a loopback host
+  in its ``Host`` header. The first stops a server bound to a public address by mistake from serving the
+  network without keys; the second stops DNS rebinding (a web page whose host name resolves to 127.0.0.1
+  would otherwise reach the API from the user's browser). Refusals are 421 with the reason.
+- :class:`BodyLimit`: request bodies above ``RIMAS_MAX_BODY_BYTES`` are refused with 413 (``Content-Length``
+  checked up front, chunked bodies counted as they arrive; nothing beyond the limit is read).
+- :class:`PlainTextJson`: LangGraph Studio posts JSON as ``text/plain`` (a "simple" CORS request, with no
+  preflight); such a body is read as JSON.
+- CORS (Starlette's) for the configured origins, plus loopback origins when auth is off, answering Chrome's
+  private-network preflights, exposing ``Content-Location``/``Location`` (the SDK reads run ids from them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from server.logs import request_id_var
+from server.settings import Settings, is_loopback
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LOOPBACK_ORIGINS = r"^https?://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$"
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}, "detail": message}
+    if request_id_var.get():
+        body["error"]["request_id"] = request_id_var.get()
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            (b"connection", b"close")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def host_name(host_header: str) -> str:
+    """The host of a ``Host`` header value (``[::1]:8000`` -> ``::1``, ``localhost:80`` -> ``localhost``)."""
+    if host_header.startswith("["):
+        return host_header[1:].partition("]")[0]
+    return host_header.rpartition(":")[0] if host_header.count(":") == 1 else host_header
+
+
+class LoopbackGuard:
+    """With auth off, serve only loopback peers that address the server by a loopback name."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        if client and client[0] and not is_loopback(client[0]):
+            await _refuse(send, 421, "loopback_only", "auth is off (no RIMAS_API_KEYS), so only this machine may "
+                          "call the API; configure keys to serve the network")  # fmt: skip
+            return
+        host = _header(scope, b"host")
+        if host is None or not is_loopback(host_name(host)):
+            await _refuse(send, 421, "loopback_only", f"Host {host!r} is not a loopback name; with auth off the API "
+                          "answers only requests addressed to localhost, 127.0.0.1 or [::1]")  # fmt: skip
+            return
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuse request bodies larger than ``limit`` bytes with 413."""
+
+    def __init__(self, app: App, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _message(self) -> str:
+        return f"request body is larger than {self.limit:,} bytes (RIMAS_MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _refuse(send, 413, "payload_too_large", self._message())
+            return
+        chunks: list[bytes] = []  # bodies are small by definition here: read it whole, then hand it on
+        received = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.limit:
+                await _refuse(send, 413, "payload_too_large", self._message())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class PlainTextJson:
+    """Treat a ``text/plain`` request body as JSON (LangGraph Studio sends JSON that way)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in _BODY_METHODS:
+            content_type = _header(scope, b"content-type") or ""
+            if content_type.split(";", 1)[0].strip().lower() == "text/plain":
+                scope = dict(scope)
+                scope["headers"] = [(k, b"application/json" if k == b"content-type" else v)
+                                    for k, v in scope["headers"]]  # fmt: skip
+        await self.app(scope, receive, send)
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Add the edge middleware; the last added runs first (CORS, then the loopback guard, then the rest)."""
+    app.add_middleware(PlainTextJson)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if not settings.auth_enabled:
+        app.add_middleware(LoopbackGuard)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.allowed_origins,
+        allow_origin_regex=None if settings.auth_enabled else LOOPBACK_ORIGINS,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["authorization", "x-api-key", "content-type", "last-event-id", "x-request-id"],
+        expose_headers=["content-location", "location", "x-request-id", "x-pagination-next", "x-pagination-total"],
+        allow_private_network=True,
+        max_age=600,
+    )
