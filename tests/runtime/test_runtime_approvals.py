@@ -201,7 +201,8 @@ def test_amount_authority_is_data() -> None:
     assert "exceeds the approver authority of 200.00" in (authority_problem(approver, action, yes, authority) or "")
     assert authority_problem(admin, action, yes, authority) is None
     assert authority_problem(approver, action, no, authority) is None  # refusing needs no amount authority
-    assert authority_problem(approver, action, Decision(type="edit", edited_action={"name": "issue_refund", "args": {"amount": 150.0}}), authority) is None
+    edit_down = Decision(type="edit", edited_action={"name": "issue_refund", "args": {"amount": 150.0}})
+    assert authority_problem(approver, action, edit_down, authority) is None
     assert authority_problem(approver, action, yes, None) is None  # no policy: the role check only
     needs_admin = action.model_copy(update={"required_role": "admin"})
     assert "needs the admin role" in (authority_problem(approver, needs_admin, yes, authority) or "")

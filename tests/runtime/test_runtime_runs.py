@@ -158,8 +158,8 @@ async def test_resuming_a_thread_that_is_not_interrupted_is_a_409(api: Api) -> N
     [
         ({"assistant_id": "chain", "input": {"count": 1}, "command": {"resume": 1}}, "either input or command"),
         ({"assistant_id": "chain", "stream_mode": ["values", "everything"]}, "stream_mode"),
-        ({"assistant_id": "chain", "config": {"configurable": {"__pregel_resume_map": {}}}}, "reserved for the runtime"),
-        ({"assistant_id": "chain", "config": {"configurable": {"checkpoint_id": "x"}}}, "config.configurable.checkpoint_id"),
+        ({"assistant_id": "chain", "config": {"configurable": {"__pregel_resume_map": {}}}}, "reserved for the"),
+        ({"assistant_id": "chain", "config": {"configurable": {"checkpoint_id": "x"}}}, "configurable.checkpoint_id"),
         ({"assistant_id": "chain", "config": {"configurable": {"user_id": "x"}}}, "allowed: thread_id"),
         ({"assistant_id": "chain", "config": {"callbacks": []}}, "config.callbacks: not accepted"),
         ({"assistant_id": "chain", "config": {"recursion_limit": "9"}}, "config.recursion_limit"),

@@ -50,7 +50,8 @@ async def test_the_internal_resume_key_in_configurable_is_refused(api: Api) -> N
 
 @pytest.mark.parametrize(
     ("amount", "field"),
-    [("5000", "edited_action.args.amount: must be a float"), (-5000, "must be a finite number >= 0"),
+    [("lots", "edited_action.args.amount: must be a float"), (-5000, "must be a finite number >= 0"),
+     ("-5000", "must be a finite number >= 0"), ("NaN", "must be a finite number"),
      (math.nan, "must be a finite number"), (math.inf, "must be a finite number"), (True, "must be a float")],
 )  # fmt: skip
 async def test_an_edited_amount_must_be_a_finite_number_at_least_zero(api: Api, amount: Any, field: str) -> None:
@@ -74,10 +75,13 @@ async def test_the_authority_check_uses_the_edited_amount(api: Api) -> None:
     response = await api["approver"].post("/approvals/sec-edit-up/decision", json={"decisions": [up]})
     assert response.status_code == 403
     assert "approving refund for 5,000.00 exceeds the approver authority of 200.00" in response.json()["detail"]
+    as_text = {"type": "edit", "edited_action": {"name": "issue_refund", "args": {**REFUND, "amount": "5000"}}}
+    response = await api["approver"].post("/approvals/sec-edit-up/decision", json={"decisions": [as_text]})
+    assert response.status_code == 403  # the UIs' forms send strings: "5000" is read as 5000, then checked
     inbox = [{"type": "edit", "args": {"action": "issue_refund", "args": {"order_id": "A-17", "amount": "5000"}}}]
     response = await api["approver"].post("/threads/sec-edit-up/runs/wait",
                                            json={"assistant_id": "approval", "command": {"resume": inbox}})  # fmt: skip
-    assert response.status_code == 403  # Agent Inbox's string is read as the number it is, then checked
+    assert response.status_code == 403
     await assert_still_waiting(api, "sec-edit-up")
 
 

@@ -138,8 +138,8 @@ async def test_streaming_over_sockets_and_recovery_after_a_kill(server: Server) 
         assert any(line.startswith(": ping") for line in lines), lines[:10]
         assert lines.count("event: updates") == 5 and "event: end" in lines
 
-        # a streaming client that disconnects cancels its run (on_disconnect defaults to cancel)
-        body = {"assistant_id": "chain", "input": {"delay": 5}, "stream_mode": ["custom"]}
+        # a streaming client that disconnects cancels its run when it asks for that (the default is continue)
+        body = {"assistant_id": "chain", "input": {"delay": 5}, "stream_mode": ["custom"], "on_disconnect": "cancel"}
         async with http.stream("POST", "/threads/cancel/runs/stream", json=body) as response:
             run_id = response.headers["content-location"].rsplit("/", 1)[1]
             assert [e["event"] for e in await _first_events(response, 2)] == ["metadata", "custom"]

@@ -1,4 +1,4 @@
-"""Refund approval: prepare -> approve (approval interrupt, LangChain v1 HITL shape) -> finalize; records who decided."""
+"""Refund approval: prepare -> approve (approval interrupt, LangChain v1 shape) -> finalize; records who decided."""
 
 from __future__ import annotations
 
