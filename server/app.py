@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from server.docs import install_docs
-from server.errors import envelope, install_error_handlers
-from server.logs import request_id_var
+from server.errors import install_error_handlers
 from server.middleware import install_middleware
+from server.request_id import RequestId
 from server.resources import Resources
 from server.routes import ROUTERS
 from server.settings import Settings, get_settings, is_loopback
@@ -55,22 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(rid[:64])
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # answered here so the envelope still carries the request id
-            log.exception("unhandled error", exc_info=exc)
-            response = envelope(500, "internal_error", "internal error; see the server log for this request id")
-        finally:
-            request_id_var.reset(token)
-        response.headers["X-Request-ID"] = rid[:64]
-        return response
-
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
     install_middleware(app, settings)
+    app.add_middleware(RequestId)  # outermost: every answer, refusals included, carries the request id
     return app

@@ -72,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.app import create_app
+    from server.http_limits import MAX_HEADER_BYTES, header_timeout_protocol
     from server.qdrant import QdrantLockedError, check_qdrant_free
 
     settings = get_settings()
@@ -87,7 +88,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.error("cannot start: %s", exc)
         return 2
     log.info("starting RIMAS", extra={"host": host, "port": port, "auth": settings.auth_enabled})
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        # h11 with a deadline for request line + headers (slowloris); the body's is in BodyLimit
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=settings.keep_alive_seconds,  # idle keep-alive connections close after this
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # larger request line + headers: 400, connection closed
+    )
     return 0
 
 

@@ -9,17 +9,16 @@ for ``/openapi.json`` and its assets. So on these routes only, the key may also 
 credentials (any user name, the key as the password), and a 401 there carries a Basic challenge: the
 browser asks once for the key and re-sends it with every request to the docs. The API routes keep
 accepting only ``X-API-Key`` and ``Authorization: Bearer``; Swagger UI's "Authorize" button (an
-``X-API-Key`` security scheme added to the served schema) is how "Try it out" requests carry the key.
+``X-API-Key`` security scheme in the served document, see :mod:`server.openapi`) is how "Try it out"
+requests carry the key.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -28,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.auth import Viewer
 from server.errors import ApiError
+from server.openapi import served_document
 
 OPENAPI_URL = "/openapi.json"
 STATIC_PREFIX = "/docs/static"
@@ -39,13 +39,7 @@ ASSETS: dict[str, str] = {
     "favicon.png": "image/png",
 }
 BASIC_CHALLENGE = 'Basic realm="RIMAS API docs", charset="UTF-8"'
-API_KEY_SCHEME = {
-    "type": "apiKey",
-    "in": "header",
-    "name": "X-API-Key",
-    "description": "An API key from RIMAS_API_KEYS (`Authorization: Bearer <key>` works too). "
-    "Every endpoint but /ok needs one when keys are configured.",
-}
+
 
 
 def _asset_dir() -> Path:
@@ -96,24 +90,13 @@ class BrowserDocsAuth:
         await self.app(scope, receive, send_with_challenge)
 
 
-def openapi_with_key_scheme(app: FastAPI) -> dict[str, Any]:
-    """``app.openapi()`` plus the ``X-API-Key`` security scheme (Swagger UI's "Authorize" button), required
-    by default; an open route says ``openapi_extra={"security": []}`` (``/ok`` does)."""
-    schema = copy.copy(app.openapi())
-    components = dict(schema.get("components", {}))
-    components["securitySchemes"] = {**components.get("securitySchemes", {}), "ApiKey": API_KEY_SCHEME}
-    schema["components"] = components
-    schema.setdefault("security", [{"ApiKey": []}])
-    return schema
-
-
 def docs_router() -> APIRouter:
     """``/docs``, ``/redoc``, ``/openapi.json`` and ``/docs/static/{asset}``, each for viewers and up."""
     router = APIRouter(include_in_schema=False)
 
     @router.get(OPENAPI_URL)
     async def openapi(request: Request, _: Viewer) -> JSONResponse:
-        return JSONResponse(openapi_with_key_scheme(request.app))
+        return JSONResponse(served_document(request.app))
 
     @router.get("/docs")
     async def swagger_ui(request: Request, _: Viewer) -> HTMLResponse:

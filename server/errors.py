@@ -8,7 +8,9 @@ anything unexpected becomes a 500 with the request id, logged in full.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from server.logs import request_id_var
 
@@ -33,14 +36,32 @@ class ApiError(Exception):
         self.details = details
 
 
-def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The envelope: ``{"error": {code, message, details?, request_id?}, "detail": message}``."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}, "detail": message}
     if details is not None:
         body["error"]["details"] = details
     request_id = request_id_var.get()
     if request_id:
         body["error"]["request_id"] = request_id
-    return JSONResponse(body, status_code=status)
+    return body
+
+
+def envelope(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status)
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, details: Any = None, *, close: bool = False
+) -> None:
+    """Answer with the envelope from ASGI middleware (before any route runs); ``close`` when the rest of the
+    request body was left unread."""
+    payload = json.dumps(error_body(code, message, details)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 # The first element of a FastAPI validation ``loc`` says where the value came from; the rest is the field.
@@ -60,7 +81,7 @@ def field_name(loc: Sequence[Any]) -> str:
     return name or source
 
 
-def _json_position(body: Any, pos: Any) -> str:
+def json_position(body: Any, pos: Any) -> str:
     """`` (line L, column C)`` of character offset ``pos`` in the raw body, or '' when unknown."""
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
@@ -77,7 +98,7 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
         if err.get("type") == "json_invalid":
-            where = _json_position(exc.body, loc[1] if len(loc) > 1 else None)
+            where = json_position(exc.body, loc[1] if len(loc) > 1 else None)
             problems.append({"field": "body", "message": f"body is not valid JSON{where}", "type": "json_invalid"})
         else:
             problems.append(
@@ -86,18 +107,32 @@ def validation_problems(exc: RequestValidationError) -> list[dict[str, Any]]:
     return problems
 
 
+def allowed_methods(request: Request) -> list[str] | None:
+    """The methods the API document lists for this path (Starlette's 405 names only the first route's); where
+    several templates match (``/threads/search`` and ``/threads/{thread_id}``), the most literal one's.
+    None when no documented path matches."""
+    matches = []
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            matches.append((template.count("{"), sorted(method.upper() for method in operations)))
+    return min(matches)[1] if matches else None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return envelope(exc.status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                 409: "conflict"}.get(exc.status_code, "http_error")  # fmt: skip
         response = envelope(exc.status_code, code, str(exc.detail))
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
+        if exc.status_code == 405 and (methods := allowed_methods(request)):
+            response.headers["Allow"] = ", ".join(methods)
         return response
 
     @app.exception_handler(RequestValidationError)

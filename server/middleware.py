@@ -14,14 +14,15 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from server.logs import request_id_var
+from server.errors import send_error
+from server.input_guard import InputGuard
 from server.settings import Settings, is_loopback
 
 Scope = MutableMapping[str, Any]
@@ -32,17 +33,6 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_ORIGINS = r"^https?://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$"
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
-
-
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}, "detail": message}
-    if request_id_var.get():
-        body["error"]["request_id"] = request_id_var.get()
-    payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": payload})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -71,23 +61,30 @@ class LoopbackGuard:
             return
         client = scope.get("client")
         if client and client[0] and not is_loopback(client[0]):
-            await _refuse(send, 421, "loopback_only", "auth is off (no RIMAS_API_KEYS), so only this machine may "
-                          "call the API; configure keys to serve the network")  # fmt: skip
+            message = "auth is off (no RIMAS_API_KEYS), so only this machine may call the API; configure keys to serve "
+            await send_error(send, 421, "loopback_only", message + "the network", close=True)
             return
         host = _header(scope, b"host")
         if host is None or not is_loopback(host_name(host)):
-            await _refuse(send, 421, "loopback_only", f"Host {host!r} is not a loopback name; with auth off the API "
-                          "answers only requests addressed to localhost, 127.0.0.1 or [::1]")  # fmt: skip
+            message = (f"Host {host!r} is not a loopback name; with auth off the API answers only requests addressed "
+                       "to localhost, 127.0.0.1 or [::1]")  # fmt: skip
+            await send_error(send, 421, "loopback_only", message, close=True)
             return
         await self.app(scope, receive, send)
 
 
 class BodyLimit:
-    """Refuse request bodies larger than ``limit`` bytes with 413."""
+    """Refuse request bodies larger than ``limit`` bytes with 413, and bodies slower than ``timeout`` with 408.
 
-    def __init__(self, app: App, limit: int) -> None:
+    The whole body must arrive within ``timeout`` seconds (``RIMAS_BODY_TIMEOUT_SECONDS``) of the app being
+    called, i.e. of the headers being in; a slower client gets 408 (code ``request_timeout``) and the
+    connection is closed. The headers' own deadline is in :mod:`server.http_limits`.
+    """
+
+    def __init__(self, app: App, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     def _message(self) -> str:
         return f"request body is larger than {self.limit:,} bytes (RIMAS_MAX_BODY_BYTES)"
@@ -98,22 +95,29 @@ class BodyLimit:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _refuse(send, 413, "payload_too_large", self._message())
+            await send_error(send, 413, "payload_too_large", self._message(), close=True)
             return
         chunks: list[bytes] = []  # bodies are small by definition here: read it whole, then hand it on
         received = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.limit:
-                await _refuse(send, 413, "payload_too_large", self._message())
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.timeout):
+                while received <= self.limit:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away
+                        return
+                    chunk = message.get("body", b"")
+                    received += len(chunk)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            late = (f"the request body did not arrive within {self.timeout:g} s ({received:,} bytes came; "
+                    "RIMAS_BODY_TIMEOUT_SECONDS); send the whole body promptly")  # fmt: skip
+            await send_error(send, 408, "request_timeout", late, close=True)
+            return
+        if received > self.limit:
+            await send_error(send, 413, "payload_too_large", self._message(), close=True)
+            return
         body = b"".join(chunks)
         replayed = False
 
@@ -145,8 +149,9 @@ class PlainTextJson:
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Add the edge middleware; the last added runs first (CORS, then the loopback guard, then the rest)."""
+    app.add_middleware(InputGuard, max_depth=settings.max_json_depth)
     app.add_middleware(PlainTextJson)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds)
     if not settings.auth_enabled:
         app.add_middleware(LoopbackGuard)
     app.add_middleware(

@@ -105,8 +105,30 @@ class Settings(BaseSettings):
     max_input_bytes: int = Field(
         1024 * 1024, ge=1024, description="Largest run input, command or context, as JSON (bytes); larger gets 413."
     )
+    max_json_depth: int = Field(
+        32, ge=4, le=200, description="Deepest nesting of objects and arrays accepted in a JSON body; deeper gets 422."
+    )
     run_timeout_seconds: float = Field(
         900.0, gt=0, description="A run still executing after this many seconds ends with status timeout."
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client has to send the request line and headers, counted from the connection "
+        "opening (or the previous response ending, on keep-alive); slower gets 408 and the connection closed "
+        "(silently if nothing at all was sent).",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a client has to send the whole request body once its headers are in; slower gets "
+        "408 and the connection closed.",
+    )
+    keep_alive_seconds: int = Field(
+        5,
+        ge=1,
+        description="Seconds an idle keep-alive connection stays open between requests (uvicorn); at most "
+        "header_timeout_seconds, by which the next request's headers are due.",
     )
 
     @field_validator("api_keys")

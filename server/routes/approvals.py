@@ -7,20 +7,29 @@ with ``{"decisions": [...]}`` stamped with the approver, so the graph state reco
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from server.auth import Approver, Viewer
 from server.errors import ApiError
+from server.openapi import errors
 from server.runtime import store
 from server.runtime.deps import RuntimeDep
 from server.runtime.inbox import InboxFilter, list_pending
 from server.runtime.interrupts import looks_like_approval
 from server.runtime.manager import RunKind
 from server.runtime.responses import run_headers
-from server.runtime.schemas import CommandIn, DecisionRequest, RunCreate
+from server.runtime.schemas import (
+    ID_PATTERN,
+    CommandIn,
+    DecisionRequest,
+    LimitQuery,
+    OffsetQuery,
+    RunCreate,
+    ThreadIdPath,
+)
 from server.settings import Role
 
 router = APIRouter(tags=["approvals"])
@@ -30,14 +39,14 @@ router = APIRouter(tags=["approvals"])
 async def list_approvals(
     runtime: RuntimeDep,
     principal: Viewer,
-    assistant_id: str | None = None,
-    thread_id: str | None = None,
+    assistant_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this assistant's.")] = None,
+    thread_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="Only this thread's.")] = None,
     kind: Literal["approval", "question"] | None = None,
     required_role: Role | None = None,
-    min_amount: float | None = Query(None, ge=0),
+    min_amount: Annotated[float | None, Query(ge=0, allow_inf_nan=False, description="Only amounts from this.")] = None,
     decidable: bool = Query(False, description="Only what the caller's role and authority can approve."),
-    limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    limit: LimitQuery = 50,
+    offset: OffsetQuery = 0,
 ) -> dict[str, Any]:
     """Each item: assistant, thread, what is asked (actions, arguments, amounts, policy reasons), the role
     required, since when it waits, and whether the caller can decide it."""
@@ -46,8 +55,13 @@ async def list_approvals(
     return {"total": len(items), "items": items[offset : offset + limit]}
 
 
-@router.post("/approvals/{thread_id}/decision", summary="Decide a pending approval and resume the thread")
-async def decide(thread_id: str, body: DecisionRequest, runtime: RuntimeDep, principal: Approver) -> JSONResponse:
+@router.post(
+    "/approvals/{thread_id}/decision", summary="Decide a pending approval and resume the thread",
+    responses=errors(409),
+)  # fmt: skip
+async def decide(
+    thread_id: ThreadIdPath, body: DecisionRequest, runtime: RuntimeDep, principal: Approver
+) -> JSONResponse:
     """``decisions``: one per action request, in order: ``{"type": "approve"}``, ``{"type": "edit",
     "edited_action": {"name", "args"}}``, ``{"type": "reject", "message"}`` (or the older ``args``/``comment``).
     422 names what is wrong with them; 403 when the caller's role or authority does not suffice; 409 when

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.auth import Viewer
 from server.runtime.deps import RuntimeDep
 from server.runtime.registry import Assistant
+from server.runtime.schemas import AssistantIdPath, Limit, Offset
 
 router = APIRouter(tags=["assistants"])
 
@@ -23,10 +24,10 @@ class AssistantSearch(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     metadata: dict[str, Any] | None = None
-    graph_id: str | None = None
-    name: str | None = None
-    limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    graph_id: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
 
@@ -67,32 +68,38 @@ async def count_assistants(query: AssistantSearch, runtime: RuntimeDep, _: Viewe
 
 
 @router.get("/assistants/{assistant_id}", summary="Get an assistant")
-async def get_assistant(assistant_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+async def get_assistant(assistant_id: AssistantIdPath, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     return runtime.manager.assistant(assistant_id).info()
 
 
 @router.get("/assistants/{assistant_id}/graph", summary="The drawable graph")
 async def get_assistant_graph(
-    assistant_id: str, runtime: RuntimeDep, _: Viewer, xray: int | bool = False
+    assistant_id: AssistantIdPath, runtime: RuntimeDep, _: Viewer, xray: int | bool = False
 ) -> dict[str, Any]:
     """Nodes and edges (``xray`` expands subgraphs to that depth)."""
     return runtime.manager.assistant(assistant_id).drawable(xray)
 
 
 @router.get("/assistants/{assistant_id}/schemas", summary="Input, output, state and context schemas")
-async def get_assistant_schemas(assistant_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+async def get_assistant_schemas(assistant_id: AssistantIdPath, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     return runtime.manager.assistant(assistant_id).schemas()
 
 
 @router.get("/assistants/{assistant_id}/subgraphs", summary="The schemas of the graph's subgraphs")
-async def get_subgraphs(assistant_id: str, runtime: RuntimeDep, _: Viewer, recurse: bool = False) -> dict[str, Any]:
+async def get_subgraphs(
+    assistant_id: AssistantIdPath, runtime: RuntimeDep, _: Viewer, recurse: bool = False
+) -> dict[str, Any]:
     """``{namespace: {input_schema, output_schema, state_schema, config_schema, context_schema}}``."""
     return await runtime.manager.assistant(assistant_id).subgraphs(recurse=recurse)
 
 
 @router.get("/assistants/{assistant_id}/subgraphs/{namespace}", summary="The schemas of one subgraph")
 async def get_subgraph(
-    assistant_id: str, namespace: str, runtime: RuntimeDep, _: Viewer, recurse: bool = False
+    assistant_id: AssistantIdPath,
+    namespace: Annotated[str, Path(max_length=500, description="The subgraph's namespace.")],
+    runtime: RuntimeDep,
+    _: Viewer,
+    recurse: bool = False,
 ) -> dict[str, Any]:
     return await runtime.manager.assistant(assistant_id).subgraphs(namespace, recurse)
 

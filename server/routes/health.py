@@ -63,7 +63,12 @@ def _models(res: Resources) -> dict[str, Any]:
     return {"status": "ok", "dir": str(res.settings.resolved_models_dir), "models": models}
 
 
-@router.get("/health", summary="Dependency health", responses={503: {"description": "a dependency is down"}})
+@router.get(
+    "/health",
+    summary="Dependency health",
+    responses={503: {"description": "A required dependency is down (the same report)", "content": {"application/json": {
+        "schema": {"type": "object", "additionalProperties": True}}}}},
+)  # fmt: skip
 async def health(res: ResourcesDep, _: Viewer) -> JSONResponse:
     """Each dependency's state: database, checkpointer, Qdrant, knowledge base, models and the LLM mode.
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
+from rag.documents import DOC_ID_PATTERN
 from rag.schemas import (
     KnowledgeHit,
     KnowledgeIngestRequest,
@@ -67,7 +68,7 @@ async def ingest(body: KnowledgeIngestRequest, res: ResourcesDep, _: Admin) -> I
 
 @router.delete("/documents/{doc_id}", summary="Delete a document's chunks (admin)")
 async def delete_document(
-    doc_id: str,
+    doc_id: Annotated[str, Path(pattern=DOC_ID_PATTERN.pattern, description="The document id.")],
     res: ResourcesDep,
     _: Admin,
     collection: Literal["policies", "cases"] = Query("policies", description="collection holding the document"),

@@ -7,7 +7,6 @@ one run at a time: a second one is a 409 (``multitask_strategy='reject'``).
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
@@ -16,34 +15,49 @@ from sse_starlette import EventSourceResponse
 
 from server.auth import Admin, Operator, Viewer
 from server.errors import ApiError
+from server.openapi import errors
 from server.runtime import store
 from server.runtime.deps import RuntimeDep
-from server.runtime.events import STREAM_MODES
+from server.runtime.events import StreamMode
 from server.runtime.responses import run_headers, stream_response, waiting_json
-from server.runtime.schemas import RunCreate
+from server.runtime.schemas import LimitQuery, OffsetQuery, RunCreate, RunIdPath, ThreadIdPath
 from server.runtime.state import run_json
 
 router = APIRouter(tags=["runs"])
 
+SSE_ANSWER = {
+    "description": "Server-sent events: metadata, one event per stream mode, error on failure, end last",
+    "content": {"text/event-stream": {"schema": {"description": "Each event's data is a JSON value."}}},
+}
 
-@router.post("/threads/{thread_id}/runs/stream", summary="Start a run and stream its events (SSE)")
-async def stream_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> EventSourceResponse:
+
+@router.post(
+    "/threads/{thread_id}/runs/stream", summary="Start a run and stream its events (SSE)",
+    response_class=EventSourceResponse, responses={200: SSE_ANSWER, **errors(409)},
+)  # fmt: skip
+async def stream_run(
+    thread_id: ThreadIdPath, body: RunCreate, runtime: RuntimeDep, principal: Operator
+) -> EventSourceResponse:
     """``metadata`` first, then one event per requested mode, ``error`` on failure, ``end`` last; each with
     an ``id`` to resume from (``GET .../runs/{run_id}/stream`` with ``Last-Event-ID``)."""
     run = await runtime.manager.start(thread_id, body, principal, "stream")
     return stream_response(runtime.manager, thread_id, run.run_id)
 
 
-@router.post("/threads/{thread_id}/runs/wait", summary="Start a run and wait for its result")
-async def wait_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> StreamingResponse:
+@router.post("/threads/{thread_id}/runs/wait", summary="Start a run and wait for its result", responses=errors(409))
+async def wait_run(
+    thread_id: ThreadIdPath, body: RunCreate, runtime: RuntimeDep, principal: Operator
+) -> StreamingResponse:
     """The thread's values when the run ends (``__interrupt__`` when it waits for a person, ``__error__``
     when it failed). The run goes on if the client disconnects, unless ``on_disconnect='cancel'``."""
     run = await runtime.manager.start(thread_id, body, principal, "wait")
     return waiting_json(runtime.manager, run, thread_id, run.run_id, cancel_on_disconnect=run.on_disconnect == "cancel")
 
 
-@router.post("/threads/{thread_id}/runs", summary="Start a background run")
-async def create_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, principal: Operator) -> JSONResponse:
+@router.post("/threads/{thread_id}/runs", summary="Start a background run", responses=errors(409))
+async def create_run(
+    thread_id: ThreadIdPath, body: RunCreate, runtime: RuntimeDep, principal: Operator
+) -> JSONResponse:
     run = await runtime.manager.start(thread_id, body, principal, "background")
     row = await store.get_run(runtime.pool, thread_id, run.run_id)
     return JSONResponse(run_json(row), headers=run_headers(thread_id, run.run_id, "stream"))
@@ -51,11 +65,11 @@ async def create_run(thread_id: str, body: RunCreate, runtime: RuntimeDep, princ
 
 @router.get("/threads/{thread_id}/runs", summary="List a thread's runs")
 async def list_runs(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     runtime: RuntimeDep,
     _: Viewer,
-    limit: int = Query(10, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    limit: LimitQuery = 10,
+    offset: OffsetQuery = 0,
     status: Literal["pending", "running", "success", "error", "interrupted", "timeout"] | None = None,
 ) -> list[dict[str, Any]]:
     await store.fetch_thread(runtime.pool, thread_id)
@@ -63,67 +77,79 @@ async def list_runs(
     return [run_json(row) for row in rows]
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", summary="Get a run")
-async def get_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    return run_json(await store.get_run(runtime.pool, thread_id, _uuid(run_id)))
+@router.get("/threads/{thread_id}/runs/{run_id:uuid}", summary="Get a run")
+async def get_run(thread_id: ThreadIdPath, run_id: RunIdPath, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+    return run_json(await store.get_run(runtime.pool, thread_id, str(run_id)))
 
 
-@router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, summary="Delete an ended run's record (admin)")
-async def delete_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Admin) -> Response:
-    await store.delete_run(runtime.pool, thread_id, _uuid(run_id))
+@router.delete(
+    "/threads/{thread_id}/runs/{run_id:uuid}", status_code=204, summary="Delete an ended run's record (admin)",
+    responses=errors(409),
+)  # fmt: skip
+async def delete_run(thread_id: ThreadIdPath, run_id: RunIdPath, runtime: RuntimeDep, _: Admin) -> Response:
+    await store.delete_run(runtime.pool, thread_id, str(run_id))
     return Response(status_code=204)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/join", summary="Wait for a run and get the thread's values")
-async def join_run(thread_id: str, run_id: str, runtime: RuntimeDep, _: Viewer) -> StreamingResponse:
-    await store.get_run(runtime.pool, thread_id, _uuid(run_id))
-    run = runtime.manager.local(thread_id, run_id)
-    return waiting_json(runtime.manager, run, thread_id, run_id, cancel_on_disconnect=False)
+@router.get("/threads/{thread_id}/runs/{run_id:uuid}/join", summary="Wait for a run and get the thread's values")
+async def join_run(thread_id: ThreadIdPath, run_id: RunIdPath, runtime: RuntimeDep, _: Viewer) -> StreamingResponse:
+    await store.get_run(runtime.pool, thread_id, str(run_id))
+    run = runtime.manager.local(thread_id, str(run_id))
+    return waiting_json(runtime.manager, run, thread_id, str(run_id), cancel_on_disconnect=False)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/stream", summary="Re-attach to a run's event stream")
+@router.get(
+    "/threads/{thread_id}/runs/{run_id:uuid}/stream", summary="Re-attach to a run's event stream",
+    response_class=EventSourceResponse, responses={200: SSE_ANSWER},
+)  # fmt: skip
 async def join_stream(
-    thread_id: str,
-    run_id: str,
+    thread_id: ThreadIdPath,
+    run_id: RunIdPath,
     runtime: RuntimeDep,
     principal: Viewer,
-    stream_mode: Annotated[list[str] | None, Query(description="Only these modes (default: all of the run's).")] = None,
+    stream_mode: Annotated[
+        list[StreamMode | Literal[""]] | None,
+        Query(description="Only these modes (default, or empty: all the run's)."),
+    ] = None,
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header(description="Replay the events after this id.")] = None,
 ) -> EventSourceResponse:
     """Replays the buffered events after ``Last-Event-ID`` and follows the run to its ``end``. A run this
     process does not hold (another process, or ended before a restart) gives its final values and ``end``."""
-    await store.get_run(runtime.pool, thread_id, _uuid(run_id))
-    modes = [m for m in stream_mode or [] if m] or None
-    for mode in modes or []:
-        if mode not in STREAM_MODES:
-            raise ApiError(422, "validation_error", f"stream_mode: {mode!r} is not one of {', '.join(STREAM_MODES)}")
+    await store.get_run(runtime.pool, thread_id, str(run_id))
+    modes: list[str] | None = [m for m in stream_mode or [] if m] or None
     if cancel_on_disconnect and not principal.has("operator"):
         raise ApiError(403, "forbidden", "cancel_on_disconnect needs the operator role")
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    return stream_response(runtime.manager, thread_id, run_id, after=after, modes=modes,
+    return stream_response(runtime.manager, thread_id, str(run_id), after=after, modes=modes,
                            cancel_on_disconnect=cancel_on_disconnect)  # fmt: skip
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", summary="Cancel a run", status_code=202)
+@router.post(
+    "/threads/{thread_id}/runs/{run_id:uuid}/cancel",
+    summary="Cancel a run",
+    status_code=202,
+    response_class=Response,
+    responses={
+        202: {"description": "Cancellation requested (no body)."},
+        204: {"description": "The run has stopped (wait=true; no body)."},
+        **errors(409),
+    },
+)
 async def cancel_run(
-    thread_id: str,
-    run_id: str,
+    thread_id: ThreadIdPath,
+    run_id: RunIdPath,
     runtime: RuntimeDep,
     _: Operator,
     wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: Annotated[
+        Literal["interrupt", "rollback"],
+        Query(json_schema_extra={"enum": ["interrupt"]}, description="Only interrupt."),
+    ] = "interrupt",
 ) -> Response:
     """Stop an executing run (its status becomes ``interrupted``; the thread keeps the checkpoints made so
     far). ``wait=1`` answers 204 once it has stopped."""
     if action != "interrupt":
         raise ApiError(422, "validation_error", "action: 'rollback' is not supported; allowed: interrupt")
-    await runtime.manager.cancel(thread_id, _uuid(run_id), wait=wait)
+    await runtime.manager.cancel(thread_id, str(run_id), wait=wait)
     return Response(status_code=204 if wait else 202)
-
-
-def _uuid(run_id: str) -> str:
-    try:
-        return str(uuid.UUID(run_id))
-    except ValueError:
-        raise ApiError(404, "not_found", f"run {run_id} not found (run ids are UUIDs)") from None

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 
 from server.auth import Admin, Approver, Operator, Viewer
+from server.openapi import errors
 from server.runtime import store
 from server.runtime.admission import check_size
 from server.runtime.audit import audit_events, render_text
 from server.runtime.deps import RuntimeDep
 from server.runtime.schemas import (
+    UUID_PATTERN,
+    CheckpointIdPath,
     CheckpointRef,
     HistoryRequest,
+    JsonBool,
+    LimitQuery,
     StateUpdate,
     ThreadCreate,
+    ThreadIdPath,
     ThreadPatch,
     ThreadSearch,
 )
@@ -32,10 +38,10 @@ class StateAtCheckpoint(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     checkpoint: CheckpointRef
-    subgraphs: bool = False
+    subgraphs: JsonBool = False
 
 
-@router.post("/threads", summary="Create a thread")
+@router.post("/threads", summary="Create a thread", responses=errors(409))
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
     """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``)."""
     check_size("metadata", body.metadata, runtime.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
@@ -67,32 +73,40 @@ async def count_threads(body: ThreadSearch, runtime: RuntimeDep, _: Viewer) -> i
 
 
 @router.get("/threads/{thread_id}", summary="Get a thread")
-async def get_thread(thread_id: str, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
+async def get_thread(thread_id: ThreadIdPath, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
     row = await store.fetch_thread(runtime.pool, thread_id)
     return thread_json(row, await runtime.values(row))
 
 
 @router.patch("/threads/{thread_id}", summary="Merge metadata into a thread")
-async def patch_thread(thread_id: str, body: ThreadPatch, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
+async def patch_thread(thread_id: ThreadIdPath, body: ThreadPatch, runtime: RuntimeDep, _: Operator) -> dict[str, Any]:
     check_size("metadata", body.metadata, runtime.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
     row = await store.patch_thread(runtime.pool, thread_id, body.metadata)
     return thread_json(row, await runtime.values(row))
 
 
-@router.delete("/threads/{thread_id}", status_code=204, summary="Delete a thread and its checkpoints (admin)")
-async def delete_thread(thread_id: str, runtime: RuntimeDep, _: Admin) -> Response:
+@router.delete(
+    "/threads/{thread_id}", status_code=204, summary="Delete a thread and its checkpoints (admin)",
+    responses=errors(409),
+)  # fmt: skip
+async def delete_thread(thread_id: ThreadIdPath, runtime: RuntimeDep, _: Admin) -> Response:
     """Its checkpoints are its audit trail, so only an admin may delete it."""
     await runtime.delete_thread(thread_id)
     return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/state", summary="The thread's current state")
-async def get_state(thread_id: str, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False) -> dict[str, Any]:
+async def get_state(thread_id: ThreadIdPath, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False) -> dict[str, Any]:
     return await runtime.state(thread_id)
 
 
-@router.post("/threads/{thread_id}/state", summary="Write the thread's state (admin), or end a pending interrupt")
-async def update_state(thread_id: str, body: StateUpdate, runtime: RuntimeDep, principal: Approver) -> dict[str, Any]:
+@router.post(
+    "/threads/{thread_id}/state", summary="Write the thread's state (admin), or end a pending interrupt",
+    responses=errors(409),
+)  # fmt: skip
+async def update_state(
+    thread_id: ThreadIdPath, body: StateUpdate, runtime: RuntimeDep, principal: Approver
+) -> dict[str, Any]:
     """``values`` written as if ``as_node`` returned them (admin; refused with 409 while the thread waits at an
     interrupt, and at or before a checkpoint whose approval was decided). ``{"values": null, "as_node":
     "__end__"}`` ends a pending interrupt without a decision (Agent Inbox's "ignore"; approver for approvals),
@@ -100,45 +114,57 @@ async def update_state(thread_id: str, body: StateUpdate, runtime: RuntimeDep, p
     return await runtime.update_state(thread_id, body, principal)
 
 
-@router.post("/threads/{thread_id}/copy", summary="Copy a thread with its whole history")
-async def copy_thread(thread_id: str, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
+@router.post("/threads/{thread_id}/copy", summary="Copy a thread with its whole history", responses=errors(409))
+async def copy_thread(thread_id: ThreadIdPath, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
     row = await runtime.copy_thread(thread_id, principal)
     return thread_json(row, await runtime.values(row))
 
 
-@router.get("/threads/{thread_id}/state/{checkpoint_id}", summary="The thread's state at a checkpoint")
+@router.get("/threads/{thread_id}/state/{checkpoint_id:uuid}", summary="The thread's state at a checkpoint")
 async def get_state_at(
-    thread_id: str, checkpoint_id: str, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False
+    thread_id: ThreadIdPath, checkpoint_id: CheckpointIdPath, runtime: RuntimeDep, _: Viewer, subgraphs: bool = False
 ) -> dict[str, Any]:
-    return await runtime.state(thread_id, checkpoint_id)
+    return await runtime.state(thread_id, str(checkpoint_id))
 
 
-@router.post("/threads/{thread_id}/state/checkpoint", summary="The thread's state at a checkpoint")
-async def post_state_at(thread_id: str, body: StateAtCheckpoint, runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
-    return await runtime.state(thread_id, body.checkpoint.checkpoint_id)
+@router.post(
+    "/threads/{thread_id}/state/checkpoint", summary="The thread's state at a checkpoint", responses=errors(409)
+)
+async def post_state_at(
+    thread_id: ThreadIdPath, body: StateAtCheckpoint, runtime: RuntimeDep, _: Viewer
+) -> dict[str, Any]:
+    return await runtime.state(thread_id, body.checkpoint.checkpoint_id, in_body=True)
 
 
 @router.get("/threads/{thread_id}/history", summary="The thread's checkpoints, newest first")
 async def get_history(
-    thread_id: str,
+    thread_id: ThreadIdPath,
     runtime: RuntimeDep,
     _: Viewer,
-    limit: int = Query(10, ge=1, le=1000),
-    before: str | None = Query(None, description="Only checkpoints older than this checkpoint id."),
+    limit: LimitQuery = 10,
+    before: Annotated[
+        str | None, Query(pattern=UUID_PATTERN, description="Only checkpoints older than this checkpoint id.")
+    ] = None,
 ) -> list[dict[str, Any]]:
     return await runtime.history(thread_id, HistoryRequest(limit=limit, before=before))
 
 
 @router.post("/threads/{thread_id}/history", summary="The thread's checkpoints, newest first")
-async def post_history(thread_id: str, body: HistoryRequest, runtime: RuntimeDep, _: Viewer) -> list[dict[str, Any]]:
+async def post_history(
+    thread_id: ThreadIdPath, body: HistoryRequest, runtime: RuntimeDep, _: Viewer
+) -> list[dict[str, Any]]:
     """Each checkpoint with its values, next nodes, tasks (what ran, what it wrote), interrupts, metadata
     (step, run, actor) and a ``summary``; ``before`` pages back, ``metadata`` filters."""
     return await runtime.history(thread_id, body)
 
 
-@router.get("/threads/{thread_id}/audit", summary="The thread's audit trail", response_model=None)
+@router.get(
+    "/threads/{thread_id}/audit", summary="The thread's audit trail", response_model=None,
+    responses={200: {"description": "The events as JSON, or (format=text) as readable lines.",
+                     "content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}}},
+)  # fmt: skip
 async def get_audit(
-    thread_id: str, runtime: RuntimeDep, _: Viewer, format: Literal["json", "text"] = "json"
+    thread_id: ThreadIdPath, runtime: RuntimeDep, _: Viewer, format: Literal["json", "text"] = "json"
 ) -> dict[str, Any] | PlainTextResponse:
     """Who did what when: runs started, node writes, approvals asked, decisions with approver and comment."""
     events = await audit_events(runtime, thread_id)

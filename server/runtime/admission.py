@@ -15,15 +15,16 @@ Refusals are :class:`~server.errors.ApiError` 422/413 naming the field and what 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import typing
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from server.errors import ApiError
+from server.runtime.schemas import RunConfig
 
-CONFIG_KEYS = ("configurable", "recursion_limit", "tags", "max_concurrency", "run_name")
 RESERVED_PREFIXES = ("__", "checkpoint")
 RESERVED_CONTEXT = "principal"
 
@@ -46,25 +47,12 @@ def configurable_keys(graph: Any) -> set[str]:
     return schema_fields(getattr(getattr(graph, "builder", None), "config_schema", None)) or set()
 
 
-def check_config(config: dict[str, Any] | None, graph: Any, thread_id: str) -> dict[str, Any]:
-    """The run's ``config`` with only allowed keys (422 naming any other)."""
-    config = dict(config or {})
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        hint = " (set run metadata with the run's metadata field)" if unknown[0] == "metadata" else ""
-        allowed = ", ".join(CONFIG_KEYS)
-        raise ApiError(422, "validation_error", f"config.{unknown[0]}: not accepted; allowed: {allowed}{hint}")
-    limit = config.get("recursion_limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000):
-        raise ApiError(422, "validation_error", "config.recursion_limit: must be an integer from 1 to 10000")
-    tags = config.get("tags")
-    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-        raise ApiError(422, "validation_error", "config.tags: must be a list of strings")
-    configurable = config.get("configurable") or {}
-    if not isinstance(configurable, dict):
-        raise ApiError(422, "validation_error", "config.configurable: must be an object")
+def check_config(config: RunConfig | None, graph: Any, thread_id: str) -> dict[str, Any]:
+    """The run's ``config`` as a dict, its ``configurable`` keys allow-listed (422 naming any other); the
+    other keys were checked by :class:`~server.runtime.schemas.RunConfig`."""
+    checked = config.model_dump(exclude_none=True) if config is not None else {}
     declared = configurable_keys(graph)
-    for key, value in configurable.items():
+    for key, value in (checked.get("configurable") or {}).items():
         where = f"config.configurable.{key}"
         if key.startswith(RESERVED_PREFIXES):
             raise ApiError(422, "validation_error", f"{where}: reserved for the runtime; fork from a checkpoint with "
@@ -76,7 +64,16 @@ def check_config(config: dict[str, Any] | None, graph: Any, thread_id: str) -> d
             allowed = ", ".join(sorted({"thread_id", *declared}))
             raise ApiError(422, "validation_error", f"{where}: not a configurable key of this graph; allowed: "
                            f"{allowed}")  # fmt: skip
-    return config
+    return checked
+
+
+@functools.lru_cache(maxsize=64)
+def _adapter(schema: Any) -> TypeAdapter[Any] | None:
+    """A validator of the context type; None for a type pydantic cannot validate (field names still are)."""
+    try:
+        return TypeAdapter(schema)
+    except Exception:
+        return None
 
 
 def check_context(schema: Any, context: dict[str, Any] | None) -> None:
@@ -93,11 +90,15 @@ def check_context(schema: Any, context: dict[str, Any] | None) -> None:
         allowed = ", ".join(sorted(fields - {RESERVED_CONTEXT})) or "none"
         raise ApiError(422, "validation_error", f"context.{unknown[0]}: not a field of the graph's context; "
                        f"allowed: {allowed}")  # fmt: skip
+    adapter = _adapter(schema)
+    if adapter is None:
+        return
     try:
-        if isinstance(schema, type) and (dataclasses.is_dataclass(schema) or issubclass(schema, BaseModel)):
-            schema(**context)
-    except (TypeError, ValueError) as exc:
-        raise ApiError(422, "validation_error", f"context: {exc}") from exc
+        adapter.validate_python(context)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in ("context", *problem["loc"]))
+        raise ApiError(422, "validation_error", f"{where}: {problem['msg']}") from None
 
 
 def json_size(value: Any) -> int:

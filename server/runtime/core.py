@@ -22,7 +22,7 @@ from server.errors import ApiError
 from server.runtime import store
 from server.runtime.admission import check_size
 from server.runtime.authority import Authority, load_policy_authority
-from server.runtime.decisions import check_fork
+from server.runtime.decisions import check_fork, missing_checkpoint
 from server.runtime.interrupts import looks_like_approval
 from server.runtime.manager import RunManager, hold_owner_lock
 from server.runtime.registry import Assistant, Registry, load_registry
@@ -99,23 +99,25 @@ class Runtime:
             configurable["checkpoint_id"] = checkpoint_id
         return {"configurable": configurable}
 
-    async def snapshot(self, row: store.Row, checkpoint_id: str | None = None) -> StateSnapshot | None:
-        """The thread's state (latest, or at ``checkpoint_id``); None when it has no checkpoint yet."""
+    async def snapshot(
+        self, row: store.Row, checkpoint_id: str | None = None, *, in_body: bool = False
+    ) -> StateSnapshot | None:
+        """The thread's state (latest, or at ``checkpoint_id``); None when it has no checkpoint yet. A missing
+        checkpoint is a 404 when the path named it, a 409 when the body did (the thread exists; the checkpoint
+        is not in its history)."""
         assistant = self.assistant_of(row)
-        if assistant is None:
+        snapshot = None
+        if assistant is not None:
+            snapshot = await assistant.graph.aget_state(self._config(row["thread_id"], checkpoint_id))  # type: ignore[arg-type]
+        if snapshot is None or snapshot.created_at is None:
             if checkpoint_id:
-                raise ApiError(404, "not_found", f"checkpoint {checkpoint_id} not found in thread {row['thread_id']}")
-            return None
-        snapshot = await assistant.graph.aget_state(self._config(row["thread_id"], checkpoint_id))  # type: ignore[arg-type]
-        if snapshot.created_at is None:
-            if checkpoint_id:
-                raise ApiError(404, "not_found", f"checkpoint {checkpoint_id} not found in thread {row['thread_id']}")
+                raise missing_checkpoint(row["thread_id"], checkpoint_id, in_body)
             return None
         return snapshot
 
-    async def state(self, thread_id: str, checkpoint_id: str | None = None) -> dict[str, Any]:
+    async def state(self, thread_id: str, checkpoint_id: str | None = None, *, in_body: bool = False) -> dict[str, Any]:
         row = await store.fetch_thread(self.pool, thread_id)
-        snapshot = await self.snapshot(row, checkpoint_id)
+        snapshot = await self.snapshot(row, checkpoint_id, in_body=in_body)
         return state_json(snapshot) if snapshot is not None else dict(EMPTY_STATE)
 
     async def values(self, row: store.Row) -> dict[str, Any] | None:
@@ -175,17 +177,18 @@ class Runtime:
                                    "(command.resume), or end it with values null and as_node '__end__', before "
                                    "writing its state")  # fmt: skip
                 if checkpoint_id is not None:
+                    await self.snapshot(row, checkpoint_id, in_body=True)
                     await check_fork(self.checkpointer, thread_id, checkpoint_id)
             graph = assistant.graph
             if body.as_node is not None and body.as_node not in graph.nodes and body.as_node != "__end__":
                 nodes = ", ".join(n for n in graph.nodes if not n.startswith("__"))
-                raise ApiError(422, "validation_error", f"as_node: {body.as_node!r} is not a node of "
-                               f"{assistant.graph_id}; nodes: {nodes}")  # fmt: skip
+                raise ApiError(409, "state_mismatch", f"as_node: {body.as_node!r} is not a node of this thread's "
+                               f"graph {assistant.graph_id}; nodes: {nodes}")  # fmt: skip
             config = self._config(thread_id, checkpoint_id) | {"metadata": metadata}
             try:
                 written = await graph.aupdate_state(cast(Any, config), body.values, as_node=body.as_node)
             except InvalidUpdateError as exc:
-                raise ApiError(422, "invalid_update", f"values: {exc}") from exc
+                raise ApiError(409, "state_mismatch", f"values: do not fit this thread's graph state: {exc}") from exc
             snapshot = await graph.aget_state(cast(Any, self._config(thread_id)))
             now_pending = pending_interrupts(snapshot)
             await store.set_thread_state(conn, thread_id, "interrupted" if now_pending else "idle", now_pending,

@@ -47,6 +47,14 @@ def stamped_decisions(value: Any) -> list[dict[str, Any]]:
     return []
 
 
+def missing_checkpoint(thread_id: str, checkpoint_id: str, in_body: bool) -> ApiError:
+    """The error for a checkpoint the thread does not have: 404 when the path named it, 409 when the body did."""
+    if in_body:
+        return ApiError(409, "unknown_checkpoint", f"checkpoint {checkpoint_id} is not in the history of thread "
+                        f"{thread_id}; pick one from GET /threads/{thread_id}/history")  # fmt: skip
+    return ApiError(404, "not_found", f"checkpoint {checkpoint_id} not found in thread {thread_id}")
+
+
 async def check_fork(checkpointer: BaseCheckpointSaver[Any], thread_id: str, checkpoint_id: str) -> None:
     """409 when ``checkpoint_id`` is at or before a checkpoint whose approval was decided."""
     history = await resume_values(checkpointer, thread_id)

@@ -13,15 +13,16 @@ subgraphs are named ``<mode>|<namespace>``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal, get_args
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
 
 from server.runtime.serde import to_jsonable
 
-STREAM_MODES = (
+StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
-)  # fmt: skip
+]  # fmt: skip
+STREAM_MODES: tuple[str, ...] = get_args(StreamMode)
 _PASS_THROUGH = {"values", "updates", "custom", "debug", "tasks", "checkpoints"}
 
 Emit = Callable[[str, Any], object]

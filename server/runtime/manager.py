@@ -30,7 +30,7 @@ from server.errors import ApiError
 from server.runtime import store
 from server.runtime.admission import check_config, check_context, check_size, schema_fields
 from server.runtime.authority import Authority, check_authority
-from server.runtime.decisions import check_fork
+from server.runtime.decisions import check_fork, missing_checkpoint
 from server.runtime.events import EventTranslator, graph_modes
 from server.runtime.interrupts import (
     DecisionError,
@@ -147,7 +147,10 @@ class RunManager:
         ``interrupt_id`` makes a resume answer that interrupt only (409 if it is no longer pending)."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
-        assistant = self.assistant(body.assistant_id)
+        assistant = self.registry.get(body.assistant_id)
+        if assistant is None:
+            raise ApiError(422, "validation_error", f"assistant_id: {body.assistant_id!r} is not served; served: "
+                           f"{', '.join(self.registry) or 'none'}")  # fmt: skip
         if body.if_not_exists == "create" and not THREAD_ID.match(thread_id):
             raise ApiError(422, "validation_error", "thread_id: must be 1-128 characters of letters, digits and "
                            ". _ : - (starting with a letter or digit)")  # fmt: skip
@@ -170,7 +173,7 @@ class RunManager:
                 {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
             )
             if found is None:
-                raise ApiError(404, "not_found", f"checkpoint {checkpoint_id} not found in thread {thread_id}")
+                raise missing_checkpoint(thread_id, checkpoint_id, in_body=True)
             await check_fork(self.checkpointer, thread_id, checkpoint_id)
 
         run_id = str(uuid.uuid4())
@@ -268,7 +271,7 @@ class RunManager:
             thread_id=thread_id,
             assistant=assistant,
             principal=principal,
-            modes=list(body.stream_mode) if kind != "wait" else [],
+            modes=list(body.modes) if kind != "wait" else [],
             on_disconnect=on_disconnect,
             stream=RunStream(self.settings.run_buffer_events),
             graph_input=body.input,

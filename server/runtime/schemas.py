@@ -8,20 +8,72 @@ Fields the SDK always sends but that change nothing here (``stream_resumable``, 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+import uuid
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from server.runtime.events import STREAM_MODES
+from rag.schemas import JSON_INTEGER
+from rag.schemas import JsonBool as JsonBool
+from server.runtime.events import StreamMode
 
-THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+ID_RULE = "1-128 letters, digits and . _ : - (starting with a letter or digit)"
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # as LangGraph writes them
+THREAD_ID = re.compile(ID_PATTERN)
+MAX_OFFSET = 1_000_000_000  # offsets reach SQL: bounded well inside PostgreSQL's bigint
 ThreadSortBy = Literal["thread_id", "status", "created_at", "updated_at"]
+
+#: Ids in bodies and filters.
+ThreadId = Annotated[str, Field(pattern=ID_PATTERN, description=f"A thread id: {ID_RULE}.")]
+AssistantId = Annotated[str, Field(pattern=ID_PATTERN, description=f"An assistant id: {ID_RULE}.")]
+CheckpointId = Annotated[str, Field(pattern=UUID_PATTERN, description="A checkpoint id (a UUID).")]
+Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Items to skip (paging)."), JSON_INTEGER]
+Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page."), JSON_INTEGER]
+NodeNames = Annotated[
+    Literal["*"] | list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+    Field(description="'*' or node names of the assistant's graph."),
+]
+
+#: Ids in paths (a malformed one is a 422 naming it; a well-formed unknown one a 404).
+ThreadIdPath = Annotated[str, Path(pattern=ID_PATTERN, description=f"The thread id: {ID_RULE}.")]
+AssistantIdPath = Annotated[str, Path(pattern=ID_PATTERN, description=f"The assistant id: {ID_RULE}.")]
+RunIdPath = Annotated[uuid.UUID, Path(description="The run id (a UUID).")]
+CheckpointIdPath = Annotated[uuid.UUID, Path(description="The checkpoint id (a UUID).")]
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip (paging).")]
+LimitQuery = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 
 
 def check_thread_id(value: str) -> str:
     if not THREAD_ID.match(value):
-        raise ValueError("must be 1-128 characters of letters, digits and . _ : - (starting with a letter or digit)")
+        raise ValueError(f"must be {ID_RULE}")
     return value
+
+
+class RunConfig(BaseModel):
+    """The run's ``config``: what a client may set (the runtime owns everything else in LangGraph's config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    configurable: dict[str, Any] | None = Field(
+        None, description="Only the keys the graph declares in its config schema (and thread_id, the run's own)."
+    )
+    recursion_limit: Annotated[int, Field(ge=1, le=10_000), JSON_INTEGER] | None = Field(
+        None, description="Most supersteps the run may take."
+    )
+    tags: list[Annotated[str, Field(max_length=200)]] | None = Field(None, max_length=100)
+    max_concurrency: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] | None = Field(
+        None, description="Most tasks run at once."
+    )
+    run_name: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metadata_hint(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "metadata" in value:
+            raise ValueError("config.metadata is not accepted; set run metadata with the run's metadata field")
+        return value
 
 
 class CheckpointRef(BaseModel):
@@ -29,9 +81,9 @@ class CheckpointRef(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    thread_id: str | None = None
-    checkpoint_ns: str = ""
-    checkpoint_id: str | None = None
+    thread_id: ThreadId | None = None
+    checkpoint_ns: Literal[""] = Field("", description="Only the root graph's checkpoints ('').")
+    checkpoint_id: CheckpointId | None = None
     checkpoint_map: dict[str, Any] | None = None
 
 
@@ -57,55 +109,52 @@ class CommandIn(BaseModel):
 class RunCreate(BaseModel):
     """The body of ``POST /threads/{id}/runs[/stream|/wait]``."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    assistant_id: str = Field(min_length=1)
+    assistant_id: AssistantId
     input: Any = None
     command: CommandIn | None = None
-    stream_mode: list[str] = Field(default_factory=lambda: ["values"])
-    stream_subgraphs: bool = False
-    stream_resumable: bool = False
+    stream_mode: StreamMode | list[StreamMode] | None = Field(
+        "values", description="One mode or a list of them (default: values)."
+    )
+    stream_subgraphs: JsonBool = False
+    stream_resumable: JsonBool = False
     context: dict[str, Any] | None = None
-    config: dict[str, Any] | None = None
+    config: RunConfig | None = None
     metadata: dict[str, Any] | None = None
-    checkpoint_id: str | None = None
+    checkpoint_id: CheckpointId | None = None
     checkpoint: CheckpointRef | None = None
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = "reject"
+    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = Field(
+        "reject", json_schema_extra={"enum": ["reject"]}, description="Only 'reject': a busy thread answers 409."
+    )
     if_not_exists: Literal["create", "reject"] = "reject"
     on_disconnect: Literal["cancel", "continue"] | None = None
-    interrupt_before: Literal["*"] | list[str] | None = None
-    interrupt_after: Literal["*"] | list[str] | None = None
+    interrupt_before: NodeNames = None
+    interrupt_after: NodeNames = None
     durability: Literal["sync", "async", "exit"] | None = None
-    webhook: str | None = None
-    after_seconds: float | None = None
+    webhook: Annotated[None, Field(description="Not supported; leave it unset.")] = None
+    after_seconds: Annotated[None, Field(description="Not supported; leave it unset.")] = None
 
-    @field_validator("stream_mode", mode="before")
-    @classmethod
-    def _modes(cls, value: Any) -> Any:
-        if value is None:
-            return ["values"]
-        return [value] if isinstance(value, str) else value
+    @property
+    def modes(self) -> list[StreamMode]:
+        """The requested modes, each once, in order."""
+        value = "values" if self.stream_mode is None else self.stream_mode
+        return list(dict.fromkeys([value] if isinstance(value, str) else value))
 
-    @field_validator("stream_mode")
-    @classmethod
-    def _known_modes(cls, value: list[str]) -> list[str]:
-        for mode in value:
-            if mode not in STREAM_MODES:
-                raise ValueError(f"{mode!r} is not supported; allowed: {', '.join(STREAM_MODES)}")
-        return list(dict.fromkeys(value))
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "not": {
+                "description": "input and command together (an empty input beside a command is ignored)",
+                "required": ["input", "command"],
+                "properties": {"input": {"not": {"enum": [None, {}, [], ""]}}, "command": {"type": "object"}},
+            }
+        },
+    )
 
     @field_validator("multitask_strategy")
     @classmethod
     def _strategy(cls, value: str) -> str:
         if value != "reject":
             raise ValueError(f"{value!r} is not supported; allowed: reject (a busy thread answers 409)")
-        return value
-
-    @field_validator("webhook", "after_seconds")
-    @classmethod
-    def _unsupported(cls, value: Any) -> Any:
-        if value is not None:
-            raise ValueError("is not supported by this server; leave it unset")
         return value
 
     @model_validator(mode="after")
@@ -138,23 +187,11 @@ class ThreadCreate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    thread_id: str | None = None
+    thread_id: ThreadId | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
-    supersteps: list[Any] | None = None
-    ttl: Any = None
-
-    @field_validator("thread_id")
-    @classmethod
-    def _id(cls, value: str | None) -> str | None:
-        return None if value is None else check_thread_id(value)
-
-    @field_validator("supersteps", "ttl")
-    @classmethod
-    def _unsupported(cls, value: Any) -> Any:
-        if value is not None:
-            raise ValueError("is not supported by this server; leave it unset")
-        return value
+    supersteps: Annotated[None, Field(description="Not supported; leave it unset.")] = None
+    ttl: Annotated[None, Field(description="Not supported; leave it unset.")] = None
 
 
 class ThreadPatch(BaseModel):
@@ -169,14 +206,22 @@ class ThreadSearch(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     metadata: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
-    ids: list[str] | None = None
+    values: Annotated[
+        dict[str, Any] | None,
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "object", "maxProperties": 0}, {"type": "null"}],
+                "description": "Not supported (search by metadata or status): empty or unset.",
+            }
+        ),
+    ] = None
+    ids: list[ThreadId] | None = Field(None, max_length=1000)
     status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(10, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    limit: Limit = 10
+    offset: Offset = 0
     sort_by: ThreadSortBy = "created_at"
     sort_order: Literal["asc", "desc"] = "desc"
-    select: list[str] | None = None
+    select: list[Annotated[str, Field(max_length=64)]] | None = None
 
     @field_validator("values")
     @classmethod
@@ -191,12 +236,12 @@ class StateUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    values: dict[str, Any] | list[Any] | None = Field(
+    values: dict[str, Any] | None = Field(
         description="The update (null with as_node '__end__' ends a pending interrupt without a decision)."
     )
-    as_node: str | None = Field(None, description="The node the update is attributed to.")
+    as_node: str | None = Field(None, max_length=200, description="The node the update is attributed to.")
     checkpoint: CheckpointRef | None = Field(None, description="Write on top of this checkpoint (a fork).")
-    checkpoint_id: str | None = None
+    checkpoint_id: CheckpointId | None = None
 
     @property
     def resolves(self) -> bool:
@@ -213,8 +258,8 @@ class HistoryRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    limit: int = Field(10, ge=1, le=1000)
-    before: str | CheckpointRef | None = None
+    limit: Limit = 10
+    before: CheckpointId | CheckpointRef | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
 
@@ -234,5 +279,7 @@ class DecisionRequest(BaseModel):
         description="One per action request, in order: {type: approve} | {type: edit, edited_action: {name, args}} "
         "| {type: reject, message} (the older {type, args, comment} is accepted too)."
     )
-    interrupt_id: str | None = Field(None, description="The interrupt decided (guards against deciding a newer one).")
-    wait: bool = Field(True, description="Wait for the resumed run to finish (else answer 202 at once).")
+    interrupt_id: str | None = Field(
+        None, max_length=200, description="The interrupt decided (guards against deciding a newer one)."
+    )
+    wait: JsonBool = Field(True, description="Wait for the resumed run to finish (else answer 202 at once).")

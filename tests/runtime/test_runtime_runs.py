@@ -161,7 +161,7 @@ async def test_resuming_a_thread_that_is_not_interrupted_is_a_409(api: Api) -> N
         ({"assistant_id": "chain", "config": {"configurable": {"__pregel_resume_map": {}}}}, "reserved for the"),
         ({"assistant_id": "chain", "config": {"configurable": {"checkpoint_id": "x"}}}, "configurable.checkpoint_id"),
         ({"assistant_id": "chain", "config": {"configurable": {"user_id": "x"}}}, "allowed: thread_id"),
-        ({"assistant_id": "chain", "config": {"callbacks": []}}, "config.callbacks: not accepted"),
+        ({"assistant_id": "chain", "config": {"callbacks": []}}, "config.callbacks: Extra inputs are not permitted"),
         ({"assistant_id": "chain", "config": {"recursion_limit": "9"}}, "config.recursion_limit"),
         ({"assistant_id": "chain", "context": {"store": 3}}, "context: this graph takes no context"),
         ({"assistant_id": "approval", "input": {}, "context": {"principal": {"id": "admin-1", "role": "admin"}}},
@@ -186,10 +186,14 @@ async def test_missing_thread_assistant_and_checkpoint(api: Api) -> None:
     created = await client.runs.wait("ghost", "chain", input={}, if_not_exists="create")
     assert created["count"] == 1 * 5
     assert (await client.threads.get("ghost"))["metadata"] == {"graph_id": "chain", "assistant_id": "chain"}
-    with pytest.raises(NotFoundError, match="assistant 'nope'"):
+    # an assistant the server does not serve is invalid input (the document lists those it serves)
+    with pytest.raises(UnprocessableEntityError, match="assistant_id: 'nope' is not served; served: approval"):
         await client.runs.create("ghost", "nope", input={})
-    with pytest.raises(NotFoundError, match="checkpoint 1f0-missing not found"):
+    with pytest.raises(UnprocessableEntityError, match="checkpoint_id: String should match pattern"):
         await client.runs.create("ghost", "chain", checkpoint_id="1f0-missing")
+    missing = "1f0b7e3c-0000-6000-8000-000000000000"  # well formed, not in this thread: a conflict with its history
+    with pytest.raises(ConflictError, match=f"checkpoint {missing} is not in the history of thread ghost"):
+        await client.runs.create("ghost", "chain", checkpoint_id=missing)
 
 
 async def test_reattaching_with_last_event_id_replays_what_was_missed(api: Api) -> None:

@@ -52,7 +52,8 @@ async def test_the_internal_resume_key_in_configurable_is_refused(api: Api) -> N
     ("amount", "field"),
     [("lots", "edited_action.args.amount: must be a float"), (-5000, "must be a finite number >= 0"),
      ("-5000", "must be a finite number >= 0"), ("NaN", "must be a finite number"),
-     (math.nan, "must be a finite number"), (math.inf, "must be a finite number"), (True, "must be a float")],
+     (math.nan, "NaN is not allowed; numbers must be finite"),
+     (math.inf, "Infinity is not allowed; numbers must be finite"), (True, "must be a float")],
 )  # fmt: skip
 async def test_an_edited_amount_must_be_a_finite_number_at_least_zero(api: Api, amount: Any, field: str) -> None:
     thread_id = f"sec-amount-{abs(hash(repr(amount))) % 10**6}"
@@ -237,7 +238,7 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("DELETE", "/knowledge/documents/{doc_id}"): "admin",
 }
 PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-000000000001", "assistant_id": "chain",
-               "checkpoint_id": "c-1", "namespace": "n", "doc_id": "d-1"}  # fmt: skip
+               "checkpoint_id": "1f0b7e3c-0000-6000-8000-000000000000", "namespace": "n", "doc_id": "d-1"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:

@@ -1,0 +1,51 @@
+"""Schemathesis over the served OpenAPI document, against ``rimas serve`` on a real database: every check
+(server errors, status codes, content types, headers, response schemas, negative data rejected, positive
+data accepted, auth enforced, deleted resources gone), the coverage, fuzzing and stateful phases, a few
+examples per operation and a fixed seed. It fails on any 5xx and on any answer the document does not allow.
+
+The same command with more examples is the full run (README, "Fuzzing the API")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import API_KEYS, KEYS, write_langgraph_json
+
+ST = Path(sys.executable).parent / "st"
+SEED = "20261204"
+
+
+@pytest.fixture
+def server(serve_process: Any, database_url: str, tmp_path: Path) -> Any:
+    process = serve_process({
+        "DATABASE_URL": database_url,
+        "RIMAS_SEED_ON_START": "false",
+        "RIMAS_TRAIN_MODELS_ON_START": "false",
+        "RIMAS_API_KEYS": API_KEYS,
+        "RIMAS_LANGGRAPH_CONFIG": str(write_langgraph_json(tmp_path)),
+        "RIMAS_LOG_LEVEL": "WARNING",
+    })  # fmt: skip
+    process.start(ready="/ok", timeout=90)
+    return process
+
+
+def fuzz_command(url: str, out: Path, examples: int) -> list[str]:
+    return [
+        str(ST), "run", f"{url}/openapi.json", "--header", f"X-API-Key: {KEYS['admin']}",
+        "--checks", "all", "--max-examples", str(examples), "--seed", SEED, "--workers", "1",
+        "--request-timeout", "60", "--generation-database", "none", "--no-color",
+        "--report", "junit", "--report-dir", str(out),
+    ]  # fmt: skip
+
+
+def test_the_api_survives_fuzzing_and_matches_its_document(server: Any, tmp_path: Path) -> None:
+    done = subprocess.run(fuzz_command(server.url, tmp_path / "report", 6), capture_output=True, text=True,
+                          timeout=600, check=False, cwd=tmp_path)  # its cache folder lands there  # fmt: skip
+    summary = done.stdout[done.stdout.find("SUMMARY"):]
+    assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-2000:]
+    assert "Selected: 38/38" in summary and "Tested: 38" in summary, summary
+    assert "✅ Stateful" in summary, summary
