@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _timing import free_port, percentile
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
@@ -44,25 +44,14 @@ RIMAS = Path(sys.executable).parent / "rimas"
 OUT = ROOT / "bench" / "out" / "bench_runs.json"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def _ms(values: list[float]) -> dict[str, float]:
     if not values:
         return {"p50_ms": float("nan"), "p95_ms": float("nan")}
-    return {"p50_ms": round(_pct(values, 0.5) * 1000, 1), "p95_ms": round(_pct(values, 0.95) * 1000, 1)}
+    return {"p50_ms": round(percentile(values, 0.5) * 1000, 1), "p95_ms": round(percentile(values, 0.95) * 1000, 1)}
 
 
 def start_server(workdir: Path, database_url: str, config: Path, pool_size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIMAS_")}
     env.update(
         DATABASE_URL=database_url,

@@ -29,21 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _timing import free_port, percentile
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "bench_slow_clients.json"
 PARTIAL = b"GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slow\r\nX-Slow: "
 PROBE_EVERY = 0.02
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
 
 
 def serve(mode: str, port: int, header_timeout: float) -> None:
@@ -102,7 +93,7 @@ class Probe(threading.Thread):
 
 def latency(values: list[float], errors: list[str]) -> dict[str, Any]:
     return {"requests": len(values), "errors": len(errors), "error_samples": errors[:3],
-            "p50_ms": round(_pct(values, 0.5) * 1000, 2), "p95_ms": round(_pct(values, 0.95) * 1000, 2),
+            "p50_ms": round(percentile(values, 0.5) * 1000, 2), "p95_ms": round(percentile(values, 0.95) * 1000, 2),
             "max_ms": round(max(values, default=float("nan")) * 1000, 2)}  # fmt: skip
 
 
@@ -135,7 +126,7 @@ class SlowClient:
 
 
 def measure(mode: str, connections: int, header_timeout: float) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", mode, "--port", str(port),
                                "--header-timeout", str(header_timeout)], cwd=ROOT)  # fmt: skip
     try:

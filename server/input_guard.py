@@ -1,7 +1,8 @@
 """One validation layer for everything a client sends: JSON bodies, path and query strings.
 
 PostgreSQL refuses some values Python accepts, and a refusal deep in a query is a 500 (or, for a value stored
-and then unreadable, a poisoned search page). So before any route runs, :class:`InputGuard` refuses:
+and then unreadable, a poisoned search page). So before any route runs, the ``InputGuard`` middleware
+(:mod:`server.middleware`) applies these rules, which refuse:
 
 - a NUL character (``\\u0000``) anywhere: in a JSON string or object key, in the path, in a query value;
 - an unpaired UTF-16 surrogate (``"\\ud800"`` in JSON: valid JSON text, but no Unicode character);
@@ -19,22 +20,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from server.errors import json_position, send_error
+from server.errors import json_position
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: Text the database can store: no NUL and no unpaired surrogate (a regex for JSON Schema ``pattern``).
-SAFE_TEXT = "^[^\\u0000]*$"  # surrogates need no rule here: JSON Schema strings are Unicode text
+#: Text the database can store, as a JSON Schema ``pattern``: no NUL (a JSON Schema string is Unicode text,
+#: so it holds no unpaired surrogate in the first place).
+SAFE_TEXT = "^[^\\u0000]*$"
 _UNSAFE = re.compile("[\u0000\ud800-\udfff]")
-_BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class InputProblem(ValueError):
@@ -128,63 +122,3 @@ def check_request_line(path: str, query_string: bytes) -> None:
             problem = text_problem(text)
             if problem:
                 raise InputProblem(f"query.{name if text is value else '(name)'}", problem)
-
-
-def _is_json(scope: Scope) -> bool:
-    for key, value in scope.get("headers", []):
-        if key == b"content-type":
-            media = value.decode("latin-1").split(";", 1)[0].strip().lower()
-            return media == "application/json" or media.endswith("+json")
-    return False
-
-
-class InputGuard:
-    """ASGI middleware: 422 for request lines and JSON bodies holding values the service cannot store."""
-
-    def __init__(self, app: App, max_depth: int) -> None:
-        self.app = app
-        self.max_depth = max_depth
-
-    @staticmethod
-    async def refuse(send: Send, problem: InputProblem) -> None:
-        details = [{"field": problem.field, "message": problem.message, "type": problem.kind}]
-        summary = problem.message if problem.kind == "json_invalid" else str(problem)
-        await send_error(send, 422, "validation_error", summary, details)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        try:
-            check_request_line(scope.get("path", ""), scope.get("query_string", b""))
-        except InputProblem as problem:
-            await self.refuse(send, problem)
-            return
-        if scope.get("method") not in _BODY_METHODS or not _is_json(scope):
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        if body.strip():
-            try:
-                parse_json_body(body, self.max_depth)
-            except InputProblem as problem:
-                await self.refuse(send, problem)
-                return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)

@@ -1,4 +1,4 @@
-"""ASGI middleware at the edge of the API: who may connect, how big a body may be, and browser access.
+"""ASGI middleware at the edge of the API: who may connect, what a request may hold, and browser access.
 
 - :class:`LoopbackGuard` (auth off only): a request must come from a loopback peer and name a loopback host
   in its ``Host`` header. The first stops a server bound to a public address by mistake from serving the
@@ -6,6 +6,8 @@
   would otherwise reach the API from the user's browser). Refusals are 421 with the reason.
 - :class:`BodyLimit`: request bodies above ``RIMAS_MAX_BODY_BYTES`` are refused with 413 (``Content-Length``
   checked up front, chunked bodies counted as they arrive; nothing beyond the limit is read).
+- :class:`InputGuard`: 422 for a path, query or JSON body holding what PostgreSQL could not store (NUL,
+  unpaired surrogates, non-finite numbers, nesting past ``RIMAS_MAX_JSON_DEPTH``), see :mod:`server.input_guard`.
 - :class:`PlainTextJson`: LangGraph Studio posts JSON as ``text/plain`` (a "simple" CORS request, with no
   preflight); such a body is read as JSON.
 - CORS (Starlette's) for the configured origins, plus loopback origins when auth is off, answering Chrome's
@@ -22,7 +24,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
 from server.errors import send_error
-from server.input_guard import InputGuard
+from server.input_guard import InputProblem, check_request_line, parse_json_body
 from server.settings import Settings, is_loopback
 
 Scope = MutableMapping[str, Any]
@@ -40,6 +42,37 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key == name:
             return str(value.decode("latin-1"))
     return None
+
+
+def _is_json(scope: Scope) -> bool:
+    media = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client went away first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then passes on what comes next (disconnect)."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def host_name(host_header: str) -> str:
@@ -118,17 +151,44 @@ class BodyLimit:
         if received > self.limit:
             await send_error(send, 413, "payload_too_large", self._message(), close=True)
             return
-        body = b"".join(chunks)
-        replayed = False
+        await self.app(scope, _replaying(b"".join(chunks), receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        await self.app(scope, replay, send)
+class InputGuard:
+    """422 for request lines and JSON bodies holding values the service cannot store (:mod:`server.input_guard`)."""
+
+    def __init__(self, app: App, max_depth: int) -> None:
+        self.app = app
+        self.max_depth = max_depth
+
+    @staticmethod
+    async def refuse(send: Send, problem: InputProblem) -> None:
+        details = [{"field": problem.field, "message": problem.message, "type": problem.kind}]
+        summary = problem.message if problem.kind == "json_invalid" else str(problem)
+        await send_error(send, 422, "validation_error", summary, details)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_request_line(scope.get("path", ""), scope.get("query_string", b""))
+        except InputProblem as problem:
+            await self.refuse(send, problem)
+            return
+        if scope.get("method") not in _BODY_METHODS or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:  # the client went away
+            return
+        if body.strip():
+            try:
+                parse_json_body(body, self.max_depth)
+            except InputProblem as problem:
+                await self.refuse(send, problem)
+                return
+        await self.app(scope, _replaying(body, receive), send)
 
 
 class PlainTextJson:
