@@ -7,9 +7,11 @@ reuses the one a running server started) and stops it again if it started it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -102,6 +104,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run workers without the HTTP API: they claim runs from the queue any server process fills."""
+    from server.qdrant import QdrantLockedError, check_qdrant_free
+    from server.resources import Resources
+
+    settings = get_settings()
+    if args.workers is not None:
+        settings = settings.model_copy(update={"workers": args.workers})
+    if settings.workers < 1:
+        log.error("rimas worker needs at least one worker (RIMAS_WORKERS or --workers)")
+        return 2
+    try:
+        check_qdrant_free(settings)
+    except QdrantLockedError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        resources = await Resources.open(settings)
+        log.info("worker ready", extra={"workers": settings.workers})
+        try:
+            await stop.wait()
+        finally:
+            log.info("worker draining", extra={"drain_seconds": settings.drain_seconds})
+            await resources.close()
+
+    asyncio.run(work())
+    return 0
+
+
 def cmd_migrate(_: argparse.Namespace) -> int:
     from server.migrate import current_version, migrate
 
@@ -146,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default RIMAS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default RIMAS_PORT or 8000)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="execute queued runs without serving HTTP (SIGTERM drains)")
+    worker.add_argument("--workers", type=int, help="runs executed at once (default RIMAS_WORKERS)")
+    worker.set_defaults(func=cmd_worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (domain + checkpointer)")
     migrate.set_defaults(func=cmd_migrate)

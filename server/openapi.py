@@ -17,6 +17,7 @@ served document (``GET /openapi.json``) is FastAPI's, rewritten so a generated c
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -285,6 +286,18 @@ def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, 
     return doc
 
 
+def webhook_rule(hosts: Iterable[str]) -> dict[str, Any]:
+    """``RunCreate.webhook`` as the server checks it: null when no host is allowed, else a URL on one of them."""
+    alternatives = [
+        r"(?:[a-z0-9-]+\.)+" + re.escape(host[2:]) if host.startswith("*.") else re.escape(host) for host in hosts
+    ]
+    if not alternatives:
+        return {"type": "null", "description": "Webhooks are off (RIMAS_WEBHOOK_ALLOWED_HOSTS is empty)."}
+    pattern = rf"^https?://(?:{'|'.join(alternatives)})(?::[0-9]{{1,5}})?(?:/[^\s#]*)?$"
+    return {"anyOf": [{"type": "string", "maxLength": 2000, "pattern": pattern}, {"type": "null"}],
+            "description": "POSTed the run and its final values when it ends (RIMAS_WEBHOOK_ALLOWED_HOSTS)."}
+
+
 def served_document(app: FastAPI) -> dict[str, Any]:
     """What ``GET /openapi.json`` answers: built once per app (the assistants are fixed once it started)."""
     runtime = getattr(getattr(app.state, "resources", None), "runtime", None)
@@ -295,6 +308,11 @@ def served_document(app: FastAPI) -> dict[str, Any]:
     doc = build_document(app, auth_enabled=settings.auth_enabled, max_depth=settings.max_json_depth)
     if runtime is not None:
         doc = add_assistants(doc, runtime.registry.values())
+    for name in ("RunCreate", "RunCreateBase"):
+        schema = doc["components"]["schemas"].get(name, {})
+        for variant in [schema, *schema.get("oneOf", [])]:
+            if "webhook" in variant.get("properties", {}):
+                variant["properties"]["webhook"] = webhook_rule(settings.webhook_hosts)
     app.state.openapi_document = doc
     app.state.openapi_has_assistants = runtime is not None
     return doc

@@ -108,6 +108,24 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         32, ge=4, le=200, description="Deepest nesting of objects and arrays accepted in a JSON body; deeper gets 422."
     )
+    workers: int = Field(16, ge=0, le=1000, description="Runs this process executes at once (0: it only queues).")
+    run_max_attempts: int = Field(
+        3, ge=1, le=20, description="Executions of a run whose worker died before it is recorded as an error."
+    )
+    run_lease_seconds: float = Field(
+        30.0, ge=0.5, description="A run whose worker has not renewed its lease for this long is queued again."
+    )
+    run_poll_seconds: float = Field(1.0, gt=0, description="Idle workers look for runs at least this often.")
+    drain_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM, executing runs get this long to finish before they are queued again."
+    )
+    webhook_allowed_hosts: str = Field(
+        "", description="Comma-separated hosts run webhooks may call ('*.example.com' for subdomains); empty = none."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Signs webhook deliveries (HMAC-SHA256, X-RIMAS-Signature); unset = unsigned."
+    )
+    webhook_max_attempts: int = Field(5, ge=1, le=20, description="Deliveries tried per webhook (with backoff).")
     run_timeout_seconds: float = Field(
         900.0, gt=0, description="A run still executing after this many seconds ends with status timeout."
     )
@@ -164,6 +182,10 @@ class Settings(BaseSettings):
     @property
     def allowed_origins(self) -> list[str]:
         return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def webhook_hosts(self) -> list[str]:
+        return [h.strip().lower() for h in self.webhook_allowed_hosts.split(",") if h.strip()]
 
 
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")

@@ -200,12 +200,15 @@ def postgres_pids(data_dir: Path) -> list[int]:
 
 
 class ServerProcess:
-    """One ``rimas serve`` on 127.0.0.1 (a new free port per start) with only the given configuration."""
+    """One ``rimas serve`` on 127.0.0.1 (a new free port per start) with only the given configuration; or,
+    with ``command="worker"``, one ``rimas worker`` (ready when it logs so)."""
 
-    def __init__(self, workdir: Path, env: dict[str, str], data_dir: Path | None = None) -> None:
-        self.workdir, self.env = workdir, env
+    def __init__(
+        self, workdir: Path, env: dict[str, str], data_dir: Path | None = None, command: str = "serve"
+    ) -> None:
+        self.workdir, self.env, self.command = workdir, env, command
         self.data_dir = data_dir or workdir / "data"
-        self.log = workdir / "server.log"
+        self.log = workdir / f"{command}-{self.data_dir.name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -221,11 +224,16 @@ class ServerProcess:
         env.update(RIMAS_PORT=str(self.port), RIMAS_DATA_DIR=str(self.data_dir), **self.env)
         started = time.perf_counter()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([str(RIMAS), "serve"], cwd=self.workdir, env=env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen([str(RIMAS), self.command], cwd=self.workdir, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if self.command == "worker":
+                if "worker ready" in self.log.read_text():
+                    return time.perf_counter() - started
+                time.sleep(0.1)
+                continue
             try:
                 if httpx.get(f"{self.url}{ready}", timeout=2).status_code == 200:
                     return time.perf_counter() - started
@@ -254,8 +262,9 @@ def serve_process(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerP
     made: list[ServerProcess] = []
     data_root = postgres_reachable_dir("rimas-test-serve-")
 
-    def factory(env: dict[str, str]) -> ServerProcess:
-        made.append(ServerProcess(tmp_path, env, data_root / "data"))
+    def factory(env: dict[str, str], command: str = "serve", data: str = "data") -> ServerProcess:
+        """``data`` names the process's data dir (processes running at once need their own: Qdrant's lock)."""
+        made.append(ServerProcess(tmp_path, env, data_root / data, command))
         return made[-1]
 
     yield factory

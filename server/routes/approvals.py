@@ -88,23 +88,23 @@ async def decide(
                        f"({ids}); name the one decided")  # fmt: skip
     run_body = RunCreate(
         assistant_id=row["assistant_id"], command=CommandIn(resume={"decisions": body.decisions}),
-        metadata={"decision_by": principal.id},
+        metadata={"decision_by": principal.id}, multitask_strategy="reject",
     )  # fmt: skip
     kind: RunKind = "wait" if body.wait else "background"
     run = await runtime.manager.start(thread_id, run_body, principal, kind, interrupt_id=target["id"])
     headers = run_headers(thread_id, run.run_id, "join")
     if not body.wait:
         return JSONResponse({"thread_id": thread_id, "run_id": run.run_id, "status": "running"}, 202, headers)
-    await run.done.wait()
+    result = await runtime.manager.result(thread_id, run.run_id)
+    ended = await store.get_run(runtime.pool, thread_id, run.run_id)
     after = await store.fetch_thread(runtime.pool, thread_id)
-    result = run.result or {}
     body_out = {
         "thread_id": thread_id,
         "run_id": run.run_id,
         "interrupt_id": target["id"],
-        "run_status": run.status,
+        "run_status": ended["status"],
         "thread_status": after["status"],
-        "error": run.error,
+        "error": ended.get("error"),
         "values": {k: v for k, v in result.items() if k not in ("__interrupt__", "__error__")},
         "pending": after.get("interrupts") or [],
     }

@@ -1,8 +1,9 @@
 """Runs on a thread: stream (SSE), wait, background; list, get, join, re-attach to the stream, cancel.
 
 The payload is LangGraph's (``assistant_id``, ``input`` or ``command``, ``stream_mode``, ``context``,
-``metadata``, ``checkpoint_id``, ``multitask_strategy``, ``if_not_exists``, ``on_disconnect``). A thread runs
-one run at a time: a second one is a 409 (``multitask_strategy='reject'``).
+``metadata``, ``checkpoint_id``, ``multitask_strategy``, ``if_not_exists``, ``on_disconnect``, ``webhook``,
+``after_seconds``). A thread runs one run at a time; the strategy says what a second one does (queue behind,
+409, interrupt or roll back the first).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ async def stream_run(
     """``metadata`` first, then one event per requested mode, ``error`` on failure, ``end`` last; each with
     an ``id`` to resume from (``GET .../runs/{run_id}/stream`` with ``Last-Event-ID``)."""
     run = await runtime.manager.start(thread_id, body, principal, "stream")
-    return stream_response(runtime.manager, thread_id, run.run_id)
+    return stream_response(runtime.manager, thread_id, run.run_id, handle=run)
 
 
 @router.post("/threads/{thread_id}/runs/wait", summary="Start a run and wait for its result", responses=errors(409))
@@ -144,12 +145,11 @@ async def cancel_run(
     wait: bool = False,
     action: Annotated[
         Literal["interrupt", "rollback"],
-        Query(json_schema_extra={"enum": ["interrupt"]}, description="Only interrupt."),
+        Query(description="interrupt: keep what it did (status interrupted); rollback: remove its checkpoints "
+              "and its record."),
     ] = "interrupt",
 ) -> Response:
-    """Stop an executing run (its status becomes ``interrupted``; the thread keeps the checkpoints made so
-    far). ``wait=1`` answers 204 once it has stopped."""
-    if action != "interrupt":
-        raise ApiError(422, "validation_error", "action: 'rollback' is not supported; allowed: interrupt")
-    await runtime.manager.cancel(thread_id, str(run_id), wait=wait)
+    """Stop a run wherever it executes (a queued one never starts). ``wait=1`` answers 204 once it has
+    stopped."""
+    await runtime.manager.cancel(thread_id, str(run_id), wait=wait, action=action)
     return Response(status_code=204 if wait else 202)

@@ -1,8 +1,8 @@
 """The graph runtime of one server process: assistants, the run manager, and thread state access.
 
-Opened by the app's lifespan after the database pool and the checkpointer (it compiles the graphs with that
-checkpointer, takes this process's owner lock, and recovers runs orphaned by a dead process); closed before
-them (executing runs are cancelled and recorded as errors).
+Opened by the app's lifespan (or ``rimas worker``) after the database pool and the checkpointer: it compiles
+the graphs with that checkpointer, opens this process's bus (owner lock + LISTEN), queues again the runs of
+dead processes and starts the workers. Closed before them: the workers drain (see :mod:`.manager`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateSnapshot
@@ -22,9 +21,10 @@ from server.errors import ApiError
 from server.runtime import store
 from server.runtime.admission import check_size
 from server.runtime.authority import Authority, load_policy_authority
+from server.runtime.bus import Bus
 from server.runtime.decisions import check_fork, missing_checkpoint
 from server.runtime.interrupts import looks_like_approval
-from server.runtime.manager import RunManager, hold_owner_lock
+from server.runtime.manager import RunManager
 from server.runtime.registry import Assistant, Registry, load_registry
 from server.runtime.schemas import HistoryRequest, StateUpdate
 from server.runtime.state import checkpoint_ref, pending_interrupts, since_of, state_json
@@ -47,7 +47,7 @@ class Runtime:
     checkpointer: BaseCheckpointSaver[Any]
     registry: Registry
     manager: RunManager
-    _owner_conn: psycopg.AsyncConnection[Any]
+    _bus: Bus
 
     @classmethod
     async def open(
@@ -56,17 +56,18 @@ class Runtime:
         required = "langgraph_config" in settings.model_fields_set
         registry = load_registry(settings.langgraph_config, checkpointer, required=required)
         authority = load_policy_authority()
-        owner_conn, owner_key = await hold_owner_lock(url)
-        manager = RunManager(settings, pool, registry, checkpointer, authority, owner_key)
+        bus = await Bus.open(url)
+        manager = RunManager(settings, pool, registry, checkpointer, authority, bus)
         try:
             recovered = await manager.recover_orphans()
         except BaseException:
-            await owner_conn.close()
+            await bus.close()
             raise
         if recovered:
-            log.warning("recovered runs left by a stopped process", extra={"runs": recovered})
-        manager.start_sweeper()
-        return cls(settings, pool, checkpointer, registry, manager, owner_conn)
+            log.warning("queued again the runs of a stopped process", extra={"runs": recovered})
+        bus.start()
+        manager.start_workers()
+        return cls(settings, pool, checkpointer, registry, manager, bus)
 
     @property
     def authority(self) -> Authority | None:
@@ -77,7 +78,7 @@ class Runtime:
         try:
             await self.manager.close()
         finally:
-            await self._owner_conn.close()
+            await self._bus.close()
 
     # -- thread state ---------------------------------------------------------------------------------------
 

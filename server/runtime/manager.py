@@ -1,13 +1,17 @@
-"""Runs: claim the thread, execute the graph in an asyncio task, stream its events, record the outcome.
+"""Runs: admit and queue them, execute the claimed ones in this process's workers, stream, record outcomes.
 
-A run is started by a request but does not belong to it: it executes in its own task, so a client that
-disconnects does not stop it (unless it asked for ``on_disconnect='cancel'``, the default for a streaming
-request). Every run ends by recording its status and re-deriving its thread's index row (idle, interrupted
-with the pending interrupts, or error) from the checkpoint.
+Every run is a row in the run queue (:mod:`server.runtime.queue`). ``start`` checks a request, applies its
+``multitask_strategy`` and queues the run in one transaction; the ``metadata`` event exists from then on.
+The process that accepted it claims it at once when it has a free worker (its listeners then read events
+from memory); otherwise any process's worker does (``RIMAS_WORKERS`` per process, ``rimas worker`` for
+workers alone), and its events reach listeners elsewhere through ``run_events`` and LISTEN/NOTIFY.
 
-Each server process holds a Postgres advisory lock named by its ``owner_key`` for as long as it lives and
-stamps the runs it executes with it. A run left ``running`` whose owner's lock is free belonged to a process
-that died: it is marked ``error`` (at start-up and then every minute) and its thread is released.
+A run does not belong to the request that started it: a client that disconnects does not stop it unless
+it asked for ``on_disconnect='cancel'``. The worker renews the run's lease while it executes. A run whose
+lease lapsed, or whose process's owner lock is free (the process died), is queued again and resumes from
+its last checkpoint, at most ``RIMAS_RUN_MAX_ATTEMPTS`` times (then it ends as an error). On SIGTERM a
+process claims nothing more, lets its runs finish for ``RIMAS_DRAIN_SECONDS`` and queues the rest again.
+Every run ends by recording its status and re-deriving its thread's index row from the checkpoint.
 """
 
 from __future__ import annotations
@@ -15,21 +19,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-import psycopg
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.constants import END
 from langgraph.types import Command, Send
 
 from server.auth import Principal
 from server.errors import ApiError
-from server.runtime import store
+from server.runtime import queue, store
 from server.runtime.admission import check_config, check_context, check_size, schema_fields
 from server.runtime.authority import Authority, check_authority
+from server.runtime.bus import OWNER_CLASS, Bus
 from server.runtime.decisions import check_fork, missing_checkpoint
 from server.runtime.events import EventTranslator, graph_modes
 from server.runtime.interrupts import (
@@ -44,20 +47,20 @@ from server.runtime.registry import Assistant, Registry
 from server.runtime.schemas import THREAD_ID, RunCreate
 from server.runtime.serde import to_jsonable
 from server.runtime.state import pending_interrupts, since_of
-from server.runtime.streams import RunStream
+from server.runtime.streams import RunStream, StreamEvent
+from server.runtime.webhooks import WebhookRefused, WebhookSettings, check_webhook_url, deliver, run_payload
 from server.settings import Role, Settings
 
 log = logging.getLogger(__name__)
 
 RunKind = Literal["stream", "wait", "background"]
-OWNER_CLASS = 0x52554E53  # "RUNS": namespace of the owner advisory locks (two-key form)
-RECOVERY_INTERVAL_S = 60.0
 _RESERVED_METADATA = ("run_id", "thread_id", "assistant_id", "graph_id", "actor_id", "actor_role")
+_TERMINAL = ("success", "error", "interrupted", "timeout")
 
 
 @dataclass
 class ActiveRun:
-    """A run executing (or recently finished) in this process."""
+    """A run as this process sees it: queued by it, executing in it, or recently finished here."""
 
     run_id: str
     thread_id: str
@@ -66,21 +69,54 @@ class ActiveRun:
     modes: list[str]
     on_disconnect: str
     stream: RunStream
-    graph_input: Any
-    config: dict[str, Any]
-    context: Any
-    options: dict[str, Any]
+    spec: dict[str, Any]
+    attempt: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    status: store.RunStatus = "running"
+    status: store.RunStatus = "pending"
     error: str | None = None
     result: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    cancel_action: str = "interrupt"
+    requeue: bool = False
     task: asyncio.Task[None] | None = None
-    resolve: list[str] | None = None  # "mark resolved": the interrupt ids ended without a decision
+    writer: EventWriter | None = None
 
     @property
     def location(self) -> str:
         return f"/threads/{self.thread_id}/runs/{self.run_id}"
+
+    @property
+    def executing(self) -> bool:
+        """Whether this process executes (or executed) the run, so its stream here is complete."""
+        return self.task is not None
+
+
+class EventWriter:
+    """Copies a run's events to ``run_events`` in batches, for listeners in other processes and replay."""
+
+    def __init__(self, pool: store.Pool, run_id: str) -> None:
+        self.pool = pool
+        self.run_id = run_id
+        self._buffer: list[tuple[int, str, str]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    def add(self, item: StreamEvent) -> None:
+        self._buffer.append((item.seq, item.event, item.data))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._buffer:
+            batch, self._buffer = self._buffer, []
+            try:
+                await queue.write_events(self.pool, self.run_id, batch)
+            except Exception:
+                log.exception("could not record a run's events", extra={"run_id": self.run_id})
+
+    async def close(self) -> None:
+        while self._flushing is not None and not self._flushing.done():
+            await self._flushing
+        await self._flush()
 
 
 def _accepts_principal(schema: Any) -> bool:
@@ -104,7 +140,7 @@ def _goto(value: Any) -> Any:
 
 
 class RunManager:
-    """Starts, follows, cancels and recovers runs for one server process."""
+    """Admits, queues, executes, follows, cancels and recovers runs for one process."""
 
     def __init__(
         self,
@@ -113,17 +149,28 @@ class RunManager:
         registry: Registry,
         checkpointer: BaseCheckpointSaver[Any],
         authority: Authority | None,
-        owner_key: int,
+        bus: Bus,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.registry = registry
         self.checkpointer = checkpointer
         self.authority = authority
-        self.owner_key = owner_key
+        self.bus = bus
+        self.owner_key = bus.owner_key
         self.active: dict[str, ActiveRun] = {}
+        self._executing: set[str] = set()
         self._closing = False
-        self._sweeper: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._deliveries: set[asyncio.Task[Any]] = set()
+        self.webhooks = WebhookSettings(
+            allowed_hosts=tuple(settings.webhook_hosts),
+            secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+            max_attempts=settings.webhook_max_attempts,
+        )  # fmt: skip
+        bus.on_runs = lambda _: self._kick.set()
+        bus.on_cancel = self._cancel_notified
 
     # -- lookups --------------------------------------------------------------------------------------------
 
@@ -135,16 +182,18 @@ class RunManager:
             raise ApiError(404, "not_found", f"assistant {assistant_id!r} not found; served: {known}") from None
 
     def local(self, thread_id: str, run_id: str) -> ActiveRun | None:
+        """The run if this process executes it (or did, recently)."""
         run = self.active.get(run_id)
-        return run if run is not None and run.thread_id == thread_id else None
+        return run if run is not None and run.thread_id == thread_id and run.executing else None
 
-    # -- starting -------------------------------------------------------------------------------------------
+    # -- admitting ------------------------------------------------------------------------------------------
 
     async def start(
         self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None
     ) -> ActiveRun:
-        """Claim the thread and start executing; raises ApiError (404/409/422/403) before anything runs.
-        ``interrupt_id`` makes a resume answer that interrupt only (409 if it is no longer pending)."""
+        """Check the request and queue the run (raises ApiError 404/409/422/403 before anything is recorded);
+        this process executes it at once when it has a free worker. ``interrupt_id`` makes a resume answer
+        that interrupt only (409 if it is no longer pending)."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
         assistant = self.registry.get(body.assistant_id)
@@ -167,6 +216,14 @@ class RunManager:
             value = getattr(body, name)
             check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
                        self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
+        user_config = check_config(body.config, graph, thread_id)
+        check_context(graph.context_schema, body.context)
+        webhook = None
+        if body.webhook is not None:
+            try:
+                webhook = check_webhook_url(body.webhook, self.webhooks.allowed_hosts)
+            except WebhookRefused as exc:
+                raise ApiError(422, "validation_error", str(exc)) from None
         checkpoint_id = body.resolved_checkpoint_id
         if checkpoint_id is not None:
             found = await self.checkpointer.aget_tuple(
@@ -177,15 +234,28 @@ class RunManager:
             await check_fork(self.checkpointer, thread_id, checkpoint_id)
 
         run_id = str(uuid.uuid4())
-        resume: dict[str, Any] = {}
         command = body.command
         resolving = command is not None and command.resolves
+        options: dict[str, Any] = {"subgraphs": body.stream_subgraphs}
+        for name in ("interrupt_before", "interrupt_after", "durability"):
+            if getattr(body, name) is not None:
+                options[name] = getattr(body, name)
+        spec: dict[str, Any] = {
+            "kind": kind, "modes": list(body.modes) if kind != "wait" else [],
+            "on_disconnect": body.on_disconnect or "continue",  # as the official server: a run outlives its client
+            "input": body.input, "command": None, "resolve": None, "config": user_config, "context": body.context,
+            "options": options, "checkpoint_id": checkpoint_id,
+            "principal": {"id": principal.id, "role": principal.role},
+        }  # fmt: skip
 
         async def prepare(row: store.Row) -> None:
+            if command is not None and not resolving:
+                spec["command"] = {"resumes": command.resumes, "resume": None, "update": command.update,
+                                   "goto": command.goto}  # fmt: skip
             if resolving:
-                resume["resolve"] = self._prepare_resolve(row, principal)
+                spec["resolve"] = self._prepare_resolve(row, principal)
             elif command is not None and command.resumes:
-                resume["value"] = self._prepare_resume(row, command.resume, principal, interrupt_id)
+                spec["command"]["resume"] = self._prepare_resume(row, command.resume, principal, interrupt_id)
             elif waits_on_approval(row) and checkpoint_id is None:
                 raise ApiError(
                     409, "awaiting_approval",
@@ -194,91 +264,52 @@ class RunManager:
                 )  # fmt: skip
 
         metadata = {k: v for k, v in (body.metadata or {}).items() if k not in _RESERVED_METADATA}
-        claim = store.NewRun(
-            run_id=run_id,
-            thread_id=thread_id,
-            assistant_id=assistant.assistant_id,
-            graph_id=assistant.graph_id,
-            multitask_strategy=body.multitask_strategy,
-            kwargs=to_jsonable(body.recorded_kwargs()),
-            metadata=to_jsonable(metadata),
-            actor=principal.id,
-            owner_key=self.owner_key,
-        )
-        run = self._build(run_id, thread_id, assistant, body, principal, kind, metadata, checkpoint_id)
-        self.active[run_id] = run  # before the claim commits, so the orphan sweep never mistakes it
-        try:
-            await store.claim_thread(self.pool, claim, create=body.if_not_exists == "create", prepare=prepare)
-        except BaseException:
-            del self.active[run_id]
-            raise
-        if resolving:
-            run.resolve = resume["resolve"]
-        elif command is not None:
-            run.graph_input = Command(
-                resume=resume["value"] if command.resumes else None,
-                update=command.update,
-                goto=_goto(command.goto) if command.goto is not None else (),
-            )
-        run.task = asyncio.create_task(self._execute(run), name=f"run-{run_id}")
-        log.info("run started", extra={"run_id": run_id, "thread_id": thread_id, "assistant_id": assistant.assistant_id,
-                                       "kind": kind, "actor": principal.id})  # fmt: skip
+        new = queue.NewRun(
+            run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id, graph_id=assistant.graph_id,
+            multitask_strategy=body.multitask_strategy, kwargs=spec, metadata=to_jsonable(metadata),
+            actor=principal.id, accepted_by=self.owner_key, persist_events=body.stream_resumable,
+            after_seconds=body.after_seconds, webhook=webhook,
+        )  # fmt: skip
+        run = self._handle(run_id, thread_id, assistant, principal, spec, attempt=1)
+        # spec is recorded as the run's kwargs when the transaction inserts it, after prepare filled it in
+        answers = resolving or (command is not None and command.resumes)  # only while the interrupt waits
+        here = len(self._executing) < self.settings.workers and not body.after_seconds
+        _, stopped = await queue.enqueue(self.pool, new, create=body.if_not_exists == "create", prepare=prepare,
+                                         exclusive=answers, announce=not here)  # fmt: skip
+        await self._stop(stopped, body.multitask_strategy)
+        self.active[run_id] = run
+        if here:  # this process takes it at once (its listeners then read from memory), else any worker may
+            row = None if self._closing else await queue.claim(
+                self.pool, self.owner_key, self.settings.run_lease_seconds, run_id)  # fmt: skip
+            if row is not None:
+                self._launch(row)
+            else:
+                async with self.pool.connection() as conn:
+                    await queue.notify(conn, queue.RUNS, run_id)
+        log.info("run queued", extra={"run_id": run_id, "thread_id": thread_id, "assistant_id": assistant.assistant_id,
+                                      "kind": kind, "actor": principal.id, "here": run.executing})  # fmt: skip
         return run
 
-    def _build(
-        self,
-        run_id: str,
-        thread_id: str,
-        assistant: Assistant,
-        body: RunCreate,
-        principal: Principal,
-        kind: RunKind,
-        metadata: dict[str, Any],
-        checkpoint_id: str | None,
-    ) -> ActiveRun:
-        user_config = check_config(body.config, assistant.graph, thread_id)
-        check_context(assistant.graph.context_schema, body.context)
-        configurable = {**(user_config.get("configurable") or {}), "thread_id": thread_id}
-        if checkpoint_id is not None:
-            configurable["checkpoint_id"] = checkpoint_id
-            configurable["checkpoint_ns"] = ""
-        config: dict[str, Any] = {
-            "configurable": configurable,
-            "metadata": {
-                **metadata,
-                "run_id": run_id,
-                "thread_id": thread_id,
-                "assistant_id": assistant.assistant_id,
-                "graph_id": assistant.graph_id,
-                "actor_id": principal.id,
-                "actor_role": principal.role,
-            },
-            "run_id": uuid.UUID(run_id),
-        }
-        for key in ("recursion_limit", "tags", "max_concurrency", "run_name"):
-            if key in user_config:
-                config[key] = user_config[key]
-        context: dict[str, Any] = dict(body.context or {})
-        if _accepts_principal(assistant.graph.context_schema):
-            context["principal"] = {"id": principal.id, "role": principal.role}
-        options: dict[str, Any] = {"subgraphs": body.stream_subgraphs}
-        for name in ("interrupt_before", "interrupt_after", "durability"):
-            if getattr(body, name) is not None:
-                options[name] = getattr(body, name)
-        on_disconnect = body.on_disconnect or "continue"  # as the official server: a run outlives its client
-        return ActiveRun(
-            run_id=run_id,
-            thread_id=thread_id,
-            assistant=assistant,
-            principal=principal,
-            modes=list(body.modes) if kind != "wait" else [],
-            on_disconnect=on_disconnect,
-            stream=RunStream(self.settings.run_buffer_events),
-            graph_input=body.input,
-            config=config,
-            context=context or None,
-            options=options,
-        )
+    def _handle(
+        self, run_id: str, thread_id: str, assistant: Assistant, principal: Principal, spec: dict[str, Any],
+        *, attempt: int, start_seq: int = 0,
+    ) -> ActiveRun:  # fmt: skip
+        stream = RunStream(self.settings.run_buffer_events, start_seq=start_seq)
+        run = ActiveRun(run_id=run_id, thread_id=thread_id, assistant=assistant, principal=principal,
+                        modes=list(spec["modes"]), on_disconnect=spec["on_disconnect"], stream=stream, spec=spec,
+                        attempt=attempt)  # fmt: skip
+        if start_seq == 0 or attempt > 1:  # sent as soon as the run is recorded (or re-executed)
+            stream.publish("metadata", {"run_id": run_id, "thread_id": thread_id, "attempt": attempt})
+        return run
+
+    async def _stop(self, stopped: list[store.Row], action: str) -> None:
+        """Apply ``interrupt``/``rollback`` to the runs a new run displaced."""
+        for row in stopped:
+            run_id = str(row["run_id"])
+            if row["status"] == "pending":
+                await queue.drop_pending(self.pool, run_id, action)
+            elif (run := self.active.get(run_id)) is not None and run.task is not None:
+                self.request_cancel(run, f"stopped by a newer run ({action})", action)
 
     def _prepare_resume(self, row: store.Row, value: Any, principal: Principal, interrupt_id: str | None) -> Any:
         """Check a resume against the thread's pending interrupts; approvals get validated and stamped."""
@@ -346,27 +377,137 @@ class RunManager:
 
     # -- executing ------------------------------------------------------------------------------------------
 
-    async def _execute(self, run: ActiveRun) -> None:
+    def start_workers(self) -> None:
+        """Start the dispatcher (claims runs while workers are free), the lease renewer and the sweeper."""
+        self._tasks = [
+            asyncio.create_task(self._dispatch_forever(), name="run-dispatcher"),
+            asyncio.create_task(self._renew_forever(), name="run-lease-renewer"),
+            asyncio.create_task(self._sweep_forever(), name="run-sweeper"),
+        ]
+
+    async def _dispatch_forever(self) -> None:
+        while not self._closing:
+            self._kick.clear()
+            try:
+                while len(self._executing) < self.settings.workers and not self._closing:
+                    row = await queue.claim(self.pool, self.owner_key, self.settings.run_lease_seconds)
+                    if row is None:
+                        break
+                    self._launch(row)
+            except Exception:
+                log.exception("claiming runs failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.settings.run_poll_seconds)
+
+    def _launch(self, row: store.Row) -> None:
+        """Execute a run this process just claimed."""
+        run_id = str(row["run_id"])
+        self._executing.add(run_id)
+        run = self.active.get(run_id)
+        if run is not None and not run.executing and row["attempt"] == 1:  # queued here: its stream is here
+            self._begin(run, row)
+        else:
+            task = asyncio.create_task(self._adopt(row), name=f"adopt-{run_id}")
+
+            def failed(done: asyncio.Task[None]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    log.error("could not take over a run", extra={"run_id": run_id}, exc_info=done.exception())
+                    self._executing.discard(run_id)
+
+            task.add_done_callback(failed)
+
+    async def _adopt(self, row: store.Row) -> None:
+        """Take over a run queued by another process (or by this one before a re-execution)."""
+        run_id = str(row["run_id"])
+        spec = dict(row["kwargs"])
+        assistant = self.registry.get(row["assistant_id"])
+        if assistant is None:
+            self._executing.discard(run_id)
+            await self._record(run_id, row["thread_id"], None, "error",
+                               f"assistant {row['assistant_id']!r} is not served by this process")  # fmt: skip
+            return
+        start_seq = max(await queue.last_seq(self.pool, run_id), 1)  # seq 1 is the metadata its acceptor sent
+        principal = Principal(id=spec["principal"]["id"], role=spec["principal"]["role"])
+        run = self._handle(run_id, row["thread_id"], assistant, principal, spec, attempt=row["attempt"],
+                           start_seq=start_seq)  # fmt: skip
+        self.active[run_id] = run
+        self._begin(run, row)
+
+    def _begin(self, run: ActiveRun, row: store.Row) -> None:
+        run.attempt = row["attempt"]
+        run.status = "running"
+        if row["persist_events"] or row["accepted_by"] != self.owner_key or run.attempt > 1:
+            run.writer = EventWriter(self.pool, run.run_id)
+            for item in run.stream.buffered():
+                run.writer.add(item)
+            run.stream.on_publish = run.writer.add
+        run.task = asyncio.create_task(self._execute(run, row), name=f"run-{run.run_id}")
+        run.task.add_done_callback(lambda _: self._executing.discard(run.run_id))
+        self.bus.wake(run.run_id)
+
+    async def _graph_input(self, run: ActiveRun, row: store.Row) -> Any:
+        """What the graph is invoked with: the run's input or command; on a re-execution that already wrote
+        checkpoints, nothing (LangGraph resumes the pending tasks of the last checkpoint)."""
+        if row["attempt"] > 1:
+            config = {"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}}
+            async for _ in self.checkpointer.alist(cast(Any, config), filter={"run_id": run.run_id}, limit=1):
+                return None
+        command = run.spec.get("command")
+        if command is None:
+            return run.spec.get("input")
+        return Command(
+            resume=command["resume"] if command["resumes"] else None,
+            update=command["update"],
+            goto=_goto(command["goto"]) if command["goto"] is not None else (),
+        )
+
+    def _config(self, run: ActiveRun, row: store.Row) -> dict[str, Any]:
+        spec = run.spec
+        configurable = {**(spec["config"].get("configurable") or {}), "thread_id": run.thread_id}
+        if spec.get("checkpoint_id") is not None and row["attempt"] == 1:
+            configurable["checkpoint_id"] = spec["checkpoint_id"]
+            configurable["checkpoint_ns"] = ""
+        config: dict[str, Any] = {
+            "configurable": configurable,
+            "metadata": {
+                **(row.get("metadata") or {}),
+                "run_id": run.run_id, "thread_id": run.thread_id, "assistant_id": run.assistant.assistant_id,
+                "graph_id": run.assistant.graph_id, "actor_id": run.principal.id, "actor_role": run.principal.role,
+                "run_attempt": row["attempt"],
+            },
+            "run_id": uuid.UUID(run.run_id),
+        }  # fmt: skip
+        for key in ("recursion_limit", "tags", "max_concurrency", "run_name"):
+            if key in spec["config"]:
+                config[key] = spec["config"][key]
+        return config
+
+    async def _execute(self, run: ActiveRun, row: store.Row) -> None:
         status: store.RunStatus = "success"
         error: str | None = None
-        run.stream.publish("metadata", {"run_id": run.run_id, "thread_id": run.thread_id, "attempt": 1})
+        spec = run.spec
         translator = EventTranslator(run.modes, run.stream.publish)
         try:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
-                if run.resolve is not None:
-                    await self._resolve(run)
+                if spec.get("resolve") is not None:
+                    await self._resolve(run, spec["resolve"], self._config(run, row))
                     return await self._finish(run, status, error)
+                context: dict[str, Any] = dict(spec.get("context") or {})
+                if _accepts_principal(run.assistant.graph.context_schema):
+                    context["principal"] = {"id": run.principal.id, "role": run.principal.role}
+                graph_input, config = await self._graph_input(run, row), self._config(run, row)
                 graph, modes = run.assistant.graph, cast(Any, graph_modes(run.modes) or ["values"])
+                options = spec.get("options") or {}
                 if "events" in run.modes:
                     events: Any = graph.astream_events(
-                        run.graph_input, cast(Any, run.config), version="v2", context=run.context, stream_mode=modes,
-                        **run.options,
+                        graph_input, cast(Any, config), version="v2", context=context or None, stream_mode=modes,
+                        **options,
                     )
                     async for event in events:
                         translator.handle_event(event)
                 else:
-                    stream: Any = graph.astream(run.graph_input, cast(Any, run.config), context=run.context,
-                                                stream_mode=modes, version="v2", **run.options)  # fmt: skip
+                    stream: Any = graph.astream(graph_input, cast(Any, config), context=context or None,
+                                                stream_mode=modes, version="v2", **options)  # fmt: skip
                     async for part in stream:
                         translator.handle(part)
             translator.flush()
@@ -374,9 +515,13 @@ class RunManager:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()  # the cancellation is handled: record the outcome below
+            if run.requeue:
+                return await self._hand_over(run)
             if self._closing:
                 status, error = "error", "the server shut down while the run was executing"
                 run.stream.publish("error", {"error": "ServerShutdown", "message": error})
+            elif run.cancel_action == "rollback":
+                return await self._roll_back(run)
             else:
                 status, error = "interrupted", run.cancel_reason or "cancelled"
         except TimeoutError:
@@ -388,10 +533,10 @@ class RunManager:
             run.stream.publish("error", {"error": type(exc).__name__, "message": str(exc)})
         await self._finish(run, status, error)
 
-    async def _resolve(self, run: ActiveRun) -> None:
+    async def _resolve(self, run: ActiveRun, resolve: list[str], run_config: dict[str, Any]) -> None:
         """End the pending interrupts without a decision: a state update as ``__end__``, stamped in the
         checkpoint metadata with who resolved what (the audit shows it)."""
-        metadata = {**run.config["metadata"], "resolution": "ignored", "resolved_interrupts": run.resolve}
+        metadata = {**run_config["metadata"], "resolution": "ignored", "resolved_interrupts": resolve}
         config = {"configurable": {"thread_id": run.thread_id, "checkpoint_ns": ""}, "metadata": metadata}
         await run.assistant.graph.aupdate_state(cast(Any, config), None, as_node=END)
         if "values" in run.modes:
@@ -408,13 +553,16 @@ class RunManager:
         values = to_jsonable(snapshot.values)
         return (values if isinstance(values, dict) else {"value": values}), pending_interrupts(snapshot)
 
-    async def _finish(self, run: ActiveRun, status: store.RunStatus, error: str | None) -> None:
+    async def _record(
+        self, run_id: str, thread_id: str, assistant: Assistant | None, status: store.RunStatus, error: str | None
+    ) -> tuple[store.RunStatus, dict[str, Any] | None, list[dict[str, Any]]]:
+        """Record a run's end and re-derive its thread's index row from the checkpoint."""
         values: dict[str, Any] | None = None
         pending: list[dict[str, Any]] = []
         try:
-            values, pending = await self._thread_outcome(run.assistant, run.thread_id)
+            values, pending = await self._thread_outcome(assistant, thread_id)
         except Exception:
-            log.exception("could not read the thread state after a run", extra={"run_id": run.run_id})
+            log.exception("could not read the thread state after a run", extra={"run_id": run_id})
         if status == "success" and pending:
             status = "interrupted"
         thread_status: store.ThreadStatus = (
@@ -422,24 +570,78 @@ class RunManager:
         )
         try:
             await store.finish_run(
-                self.pool, run_id=run.run_id, thread_id=run.thread_id, status=status, error=error,
+                self.pool, run_id=run_id, thread_id=thread_id, status=status, error=error,
                 thread_status=thread_status, interrupts=pending, interrupted_at=since_of(pending),
             )  # fmt: skip
         except Exception:
-            log.exception("could not record the end of a run", extra={"run_id": run.run_id})
+            log.exception("could not record the end of a run", extra={"run_id": run_id})
+        log.info("run finished", extra={"run_id": run_id, "status": status, "thread_status": thread_status})
+        return status, values, pending
+
+    async def _finish(self, run: ActiveRun, status: store.RunStatus, error: str | None) -> None:
+        status, values, pending = await self._record(run.run_id, run.thread_id, run.assistant, status, error)
         run.status, run.error = status, error
         run.result = self._result(values, pending, status, error)
+        await self._close_stream(run)
+        if self.webhooks.allowed_hosts:
+            self._send_webhook(run.run_id, run.thread_id, values)
+
+    async def _close_stream(self, run: ActiveRun) -> None:
         run.stream.publish("end", None)
         run.stream.close()
+        if run.writer is not None:
+            await run.writer.close()
+        else:  # listeners in other processes wait on the run's end
+            async with self.pool.connection() as conn:
+                await queue.notify(conn, queue.EVENTS, run.run_id)
         run.done.set()
-        log.info("run finished", extra={"run_id": run.run_id, "status": status, "thread_status": thread_status})
+        self.bus.wake(run.run_id)
+        self._kick.set()  # the thread may have a queued run
         asyncio.get_running_loop().call_later(self.settings.run_buffer_ttl_seconds, self._evict, run.run_id)
+
+    async def _roll_back(self, run: ActiveRun) -> None:
+        """``rollback``: the run's checkpoints and its record are removed, as if it never ran."""
+        async with self.pool.connection() as conn, conn.transaction():
+            removed = await queue.delete_run_checkpoints(conn, run.thread_id, run.run_id)
+            await conn.execute("DELETE FROM runs WHERE run_id = %s", (run.run_id,))
+        _, pending = await self._thread_outcome(run.assistant, run.thread_id)
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
+                "updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
+                ("interrupted" if pending else "idle", store.Jsonb(pending), since_of(pending), run.thread_id,
+                 run.run_id),
+            )  # fmt: skip
+        run.status, run.error = "interrupted", "rolled back by a newer run"
+        run.result = self._result(None, [], "interrupted", run.error)
+        run.stream.publish("error", {"error": "RolledBack", "message": run.error})
+        await self._close_stream(run)
+        log.info("run rolled back", extra={"run_id": run.run_id, "checkpoints_removed": removed})
+
+    async def _hand_over(self, run: ActiveRun) -> None:
+        """Draining: the run goes back to the queue and resumes elsewhere from its last checkpoint."""
+        await queue.requeue(self.pool, [run.run_id])
+        if run.writer is not None:
+            await run.writer.close()
+        run.stream.close()
+        log.info("run handed back to the queue", extra={"run_id": run.run_id})
+
+    def _send_webhook(self, run_id: str, thread_id: str, values: dict[str, Any] | None) -> None:
+        async def send() -> None:
+            row = await store.get_run(self.pool, thread_id, run_id)
+            if row.get("webhook"):
+                result = await deliver(row["webhook"], run_payload(row, values), self.webhooks)
+                log.info("webhook delivered" if result.ok else "webhook failed",
+                         extra={"run_id": run_id, "attempts": result.attempts, "status": result.status})  # fmt: skip
+
+        task = asyncio.create_task(send(), name=f"webhook-{run_id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
 
     def _evict(self, run_id: str) -> None:
         run = self.active.get(run_id)
         if run is not None and run.done.is_set():
             del self.active[run_id]
-
     @staticmethod
     def _result(
         values: dict[str, Any] | None, pending: list[dict[str, Any]], status: str, error: str | None
@@ -457,45 +659,88 @@ class RunManager:
 
     # -- following and cancelling ---------------------------------------------------------------------------
 
-    async def result(self, thread_id: str, run_id: str, poll_s: float = 0.5) -> dict[str, Any]:
-        """Wait for a run (in this process or another) to end and return its result."""
+    async def result(self, thread_id: str, run_id: str) -> dict[str, Any]:
+        """Wait for a run (executing here or anywhere) to end and return its result."""
         run = self.local(thread_id, run_id)
         if run is not None:
             await run.done.wait()
             assert run.result is not None
             return run.result
-        row = await self.wait_row(thread_id, run_id, poll_s)
+        row = await self.wait_row(thread_id, run_id)
         assistant = self.registry.get(row["assistant_id"])
         values, pending = await self._thread_outcome(assistant, thread_id)
         return self._result(values, pending, row["status"], row.get("error"))
 
-    async def wait_row(self, thread_id: str, run_id: str, poll_s: float = 0.5) -> store.Row:
-        """Poll the runs table until the run has ended (it executes in another process)."""
-        row = await store.get_run(self.pool, thread_id, run_id)
-        while row["status"] in ("pending", "running"):
-            await asyncio.sleep(poll_s)
+    async def wait_row(self, thread_id: str, run_id: str) -> store.Row:
+        """The run's record once it has ended (woken by its process's notification; checked every second)."""
+        while True:
+            run = self.local(thread_id, run_id)
+            if run is not None:
+                await run.done.wait()
             row = await store.get_run(self.pool, thread_id, run_id)
-        return row
+            if row["status"] in _TERMINAL:
+                return row
+            await self.bus.wait(run_id, 1.0)
 
-    def request_cancel(self, run: ActiveRun, reason: str) -> None:
+    def request_cancel(self, run: ActiveRun, reason: str, action: str = "interrupt") -> None:
         if run.task is not None and not run.done.is_set() and run.cancel_reason is None:
-            run.cancel_reason = reason
+            run.cancel_reason, run.cancel_action = reason, action
             run.task.cancel()
 
-    async def cancel(self, thread_id: str, run_id: str, *, wait: bool) -> None:
+    def cancel_soon(self, thread_id: str, run_id: str, reason: str) -> None:
+        """Cancel a run whose client went away (``on_disconnect='cancel'``), wherever it executes."""
         run = self.local(thread_id, run_id)
-        if run is None:
-            row = await store.get_run(self.pool, thread_id, run_id)
-            if row["status"] in ("pending", "running"):
-                raise ApiError(409, "conflict", f"run {run_id} executes in another server process; cancel it there")
-            raise ApiError(409, "conflict", f"run {run_id} already ended with status {row['status']}")
-        if run.done.is_set():
-            raise ApiError(409, "conflict", f"run {run_id} already ended with status {run.status}")
-        self.request_cancel(run, "cancelled by request")
-        if wait:
-            await run.done.wait()
+        if run is not None:
+            self.request_cancel(run, reason)
+            return
 
-    # -- recovery and shutdown ------------------------------------------------------------------------------
+        async def cancel() -> None:
+            with contextlib.suppress(ApiError):
+                await self.cancel(thread_id, run_id, wait=False)
+
+        task = asyncio.create_task(cancel(), name=f"cancel-{run_id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    def _cancel_notified(self, run_id: str) -> None:
+        run = self.active.get(run_id)
+        if run is None or run.task is None or run.done.is_set():
+            return
+
+        async def cancel() -> None:
+            action = await queue.cancel_action(self.pool, run_id) or "interrupt"
+            self.request_cancel(run, f"cancelled ({action})", action)
+
+        task = asyncio.create_task(cancel(), name=f"cancel-{run_id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def cancel(self, thread_id: str, run_id: str, *, wait: bool, action: str = "interrupt") -> None:
+        """Stop a run wherever it executes (a queued one never starts); ``wait`` until it has stopped."""
+        row = await queue.request_cancel(self.pool, thread_id, run_id, action)
+        if row is None:
+            ended = await store.get_run(self.pool, thread_id, run_id)
+            raise ApiError(409, "conflict", f"run {run_id} already ended with status {ended['status']}")
+        if row["status"] == "pending":
+            await queue.drop_pending(self.pool, run_id, action)
+            return
+        run = self.local(thread_id, run_id)
+        if run is not None:
+            self.request_cancel(run, "cancelled by request", action)
+        if wait:
+            with contextlib.suppress(ApiError):  # a rolled-back run's record is gone
+                await self.wait_row(thread_id, run_id)
+
+    # -- leases, recovery and shutdown ----------------------------------------------------------------------
+
+    async def _renew_forever(self) -> None:
+        interval = self.settings.run_lease_seconds / 3
+        while not self._closing:
+            await asyncio.sleep(interval)
+            try:
+                await queue.renew(self.pool, sorted(self._executing), self.settings.run_lease_seconds)
+            except Exception:
+                log.exception("renewing run leases failed")
 
     async def _owner_alive(self, owner_key: int | None) -> bool:
         if owner_key is None:
@@ -511,69 +756,65 @@ class RunManager:
         return not got
 
     async def recover_orphans(self) -> int:
-        """Mark runs whose process died as errors and release their threads; returns how many."""
+        """Queue again the runs whose process died or whose lease lapsed (or end them as errors after
+        ``RIMAS_RUN_MAX_ATTEMPTS``); returns how many were recovered."""
         recovered = 0
         alive: dict[int | None, bool] = {}
         for row in await store.active_runs(self.pool):
             run_id = str(row["run_id"])
-            if run_id in self.active:
+            if row["status"] != "running" or run_id in self._executing:
                 continue
             key = row.get("owner_key")
             if key not in alive:
-                alive[key] = await self._owner_alive(key)
-            if alive[key] and key != self.owner_key:
+                alive[key] = await self._owner_alive(key) and key != self.owner_key
+            lapsed = row.get("lease_expires_at") is None or row["lease_expires_at"] < _now()
+            if alive[key] and not lapsed:
                 continue
-            pending: list[dict[str, Any]] = []
-            try:
-                _, pending = await self._thread_outcome(self.registry.get(row["assistant_id"]), row["thread_id"])
-            except Exception:
-                log.exception("could not read the state of an orphaned run's thread", extra={"run_id": run_id})
-            await store.finish_run(
-                self.pool, run_id=run_id, thread_id=row["thread_id"], status="error",
-                error="the server process executing the run stopped before it ended",
-                thread_status="interrupted" if pending else "idle", interrupts=pending,
-                interrupted_at=since_of(pending),
-            )  # fmt: skip
             recovered += 1
-            log.warning("orphaned run marked as error", extra={"run_id": run_id, "thread_id": row["thread_id"]})
+            if row["attempt"] < self.settings.run_max_attempts:
+                await queue.requeue(self.pool, [run_id])
+                log.warning("run queued again after its worker stopped", extra={
+                    "run_id": run_id, "thread_id": row["thread_id"], "attempt": row["attempt"]})  # fmt: skip
+                continue
+            await self._record(run_id, row["thread_id"], self.registry.get(row["assistant_id"]), "error",
+                               f"the run's worker stopped {row['attempt']} times (RIMAS_RUN_MAX_ATTEMPTS)")  # fmt: skip
+            async with self.pool.connection() as conn:
+                await queue.notify(conn, queue.EVENTS, run_id)
         return recovered
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RECOVERY_INTERVAL_S)
+        while not self._closing:
+            await asyncio.sleep(max(self.settings.run_lease_seconds / 2, 0.5))
             try:
-                await self.recover_orphans()
+                if await self.recover_orphans():
+                    self._kick.set()
             except Exception:
-                log.exception("orphaned-run sweep failed")
+                log.exception("recovering runs failed")
 
-    def start_sweeper(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="orphaned-run-sweeper")
-
-    async def close(self, timeout_s: float = 10.0) -> None:
-        """Stop accepting runs, cancel the executing ones (recorded as errors) and wait for them."""
+    async def close(self) -> None:
+        """Claim nothing more; let executing runs finish for ``RIMAS_DRAIN_SECONDS``, then queue the rest again
+        (another process resumes them from their last checkpoint)."""
         self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        tasks = [r.task for r in self.active.values() if r.task is not None and not r.task.done()]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=timeout_s)
-        log.info("run manager closed", extra={"cancelled_runs": len(tasks)})
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running = [r.task for r in self.active.values() if r.task is not None and not r.task.done()]
+        if running:
+            await asyncio.wait(running, timeout=self.settings.drain_seconds)
+        left = [r for r in self.active.values() if r.task is not None and not r.task.done()]
+        for run in left:
+            run.requeue = True
+            run.task.cancel()  # type: ignore[union-attr]
+        if left:
+            await asyncio.wait([r.task for r in left if r.task is not None], timeout=10)
+        for task in list(self._deliveries):
+            task.cancel()
+        log.info("run manager closed", extra={"handed_back": len(left)})
 
 
-async def hold_owner_lock(url: str) -> tuple[psycopg.AsyncConnection[Any], int]:
-    """Open a dedicated connection holding this process's owner lock; returns it and the owner key."""
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
-    try:
-        while True:
-            key = random.randint(1, 2**31 - 1)
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (OWNER_CLASS, key))
-            row = await cur.fetchone()
-            if row and row[0]:
-                return conn, key
-    except BaseException:
-        await conn.close()
-        raise
+def _now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)

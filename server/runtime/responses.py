@@ -16,8 +16,11 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from server.errors import ApiError
+from server.runtime import queue, store
 from server.runtime.manager import ActiveRun, RunManager
 from server.runtime.serde import dumps
+from server.runtime.streams import CONTROL_EVENTS, StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -35,47 +38,98 @@ def stream_response(
     after: int = 0,
     modes: Collection[str] | None = None,
     cancel_on_disconnect: bool | None = None,
+    handle: ActiveRun | None = None,
 ) -> EventSourceResponse:
-    """SSE of a run: replay from ``after`` (the Last-Event-ID) and follow it live until ``end``."""
-    run = manager.local(thread_id, run_id)
-    if run is not None:
-        cancel = run.on_disconnect == "cancel" if cancel_on_disconnect is None else cancel_on_disconnect
-        content: AsyncIterator[ServerSentEvent] = _local_events(manager, run, after, modes, cancel)
-    else:
-        content = _remote_events(manager, thread_id, run_id, after, modes)
+    """SSE of a run: replay from ``after`` (the Last-Event-ID) and follow it live until ``end``; from memory
+    when this process executes it, else from ``run_events`` (``handle`` is the run just started here, whose
+    ``metadata`` event goes out at once)."""
+    run = manager.local(thread_id, run_id) or handle
+    cancel = bool(cancel_on_disconnect) if cancel_on_disconnect is not None else (
+        run is not None and run.on_disconnect == "cancel")  # fmt: skip
+    first = [e for e in handle.stream.buffered() if e.seq > after] if handle is not None else []
     return EventSourceResponse(
-        content,
+        _events(manager, thread_id, run_id, after, modes, cancel, first),
         headers=run_headers(thread_id, run_id, "stream"),
         ping=manager.settings.sse_ping_seconds,
     )
 
 
-async def _local_events(
-    manager: RunManager, run: ActiveRun, after: int, modes: Collection[str] | None, cancel: bool
-) -> AsyncIterator[ServerSentEvent]:
+def _sse(item: StreamEvent) -> ServerSentEvent:
+    return ServerSentEvent(data=item.data, event=item.event, id=str(item.seq))
+
+
+async def _events(
+    manager: RunManager, thread_id: str, run_id: str, after: int, modes: Collection[str] | None, cancel: bool,
+    first: list[StreamEvent],
+) -> AsyncIterator[ServerSentEvent]:  # fmt: skip
     finished = False
     try:
-        async for item in run.stream.listen(after, modes):
-            yield ServerSentEvent(data=item.data, event=item.event, id=str(item.seq))
+        async for item in _follow(manager, thread_id, run_id, after, modes, first):
+            yield _sse(item)
         finished = True
     finally:
         if not finished and cancel:
-            manager.request_cancel(run, "the streaming client disconnected")
+            manager.cancel_soon(thread_id, run_id, "the streaming client disconnected")
 
 
-async def _remote_events(
-    manager: RunManager, thread_id: str, run_id: str, after: int, modes: Collection[str] | None
-) -> AsyncIterator[ServerSentEvent]:
-    """A run this process does not hold (another process runs it, or it ended before a restart): its
-    events are not replayable; send its metadata, then, once it has ended, the final values and the end."""
-    seq = max(after, 0)
+async def _follow(
+    manager: RunManager, thread_id: str, run_id: str, after: int, modes: Collection[str] | None,
+    first: list[StreamEvent],
+) -> AsyncIterator[StreamEvent]:  # fmt: skip
+    """The run's events after ``after``: from memory once this process executes it, from ``run_events``
+    while another does; a run whose events were not recorded ends with its final values and ``end``."""
+    cursor = after
+    for item in first:
+        cursor = item.seq
+        yield item
+    recorded = False  # whether this run's events are in run_events (then its end is too, just after its status)
+    while True:
+        run = manager.local(thread_id, run_id)
+        if run is not None:
+            async for item in run.stream.listen(cursor, modes):
+                yield item
+            return
+        rows = await queue.read_events(manager.pool, run_id, cursor)
+        for row in rows:
+            recorded = True
+            cursor = row["seq"]
+            item = StreamEvent(row["seq"], row["event"], row["data"])
+            if modes is None or item.event in CONTROL_EVENTS or item.mode in modes:
+                yield item
+            if item.event == "end":
+                return
+        if rows:
+            continue
+        try:
+            ended = (await store.get_run(manager.pool, thread_id, run_id))["status"] in ("success", "error",
+                                                                                        "interrupted", "timeout")
+        except ApiError:  # rolled back: its record is gone
+            ended = True
+        if ended and not await queue.read_events(manager.pool, run_id, cursor, limit=1):
+            if recorded:  # its writer records the end right after the status: give it a moment
+                recorded = False
+                await manager.bus.wait(run_id, 2.0)
+                continue
+            async for item in _final(manager, thread_id, run_id, cursor, modes):
+                yield item
+            return
+        await manager.bus.wait(run_id, 1.0)
 
-    def event(name: str, data: Any) -> ServerSentEvent:
+
+async def _final(
+    manager: RunManager, thread_id: str, run_id: str, cursor: int, modes: Collection[str] | None
+) -> AsyncIterator[StreamEvent]:
+    """A run whose events are not replayable (it executed elsewhere, or before a restart): its metadata if
+    the listener has not seen it, then its final values (or error) and the end."""
+    seq = max(cursor, 0)
+
+    def event(name: str, data: Any) -> StreamEvent:
         nonlocal seq
         seq += 1
-        return ServerSentEvent(data=dumps(data), event=name, id=str(seq))
+        return StreamEvent(seq, name, dumps(data))
 
-    yield event("metadata", {"run_id": run_id, "thread_id": thread_id, "attempt": 1, "replayed": False})
+    if cursor == 0:
+        yield event("metadata", {"run_id": run_id, "thread_id": thread_id, "replayed": False})
     try:
         result = await manager.result(thread_id, run_id)
     except Exception as exc:
@@ -114,7 +168,7 @@ def waiting_json(
                 result_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await result_task
-            if not finished and cancel_on_disconnect and run is not None:
-                manager.request_cancel(run, "the waiting client disconnected")
+            if not finished and cancel_on_disconnect:
+                manager.cancel_soon(thread_id, run_id, "the waiting client disconnected")
 
     return StreamingResponse(body(), media_type="application/json", headers=run_headers(thread_id, run_id, "join"))

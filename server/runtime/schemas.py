@@ -122,16 +122,22 @@ class RunCreate(BaseModel):
     metadata: dict[str, Any] | None = None
     checkpoint_id: CheckpointId | None = None
     checkpoint: CheckpointRef | None = None
-    multitask_strategy: Literal["reject", "interrupt", "rollback", "enqueue"] = Field(
-        "reject", json_schema_extra={"enum": ["reject"]}, description="Only 'reject': a busy thread answers 409."
+    multitask_strategy: Literal["reject", "enqueue", "interrupt", "rollback"] = Field(
+        "enqueue",
+        description="With a run in flight on the thread: 'enqueue' runs after it (default), 'reject' answers 409, "
+        "'interrupt' stops it (progress kept) and 'rollback' stops it and removes what it wrote, before this run.",
     )
     if_not_exists: Literal["create", "reject"] = "reject"
     on_disconnect: Literal["cancel", "continue"] | None = None
     interrupt_before: NodeNames = None
     interrupt_after: NodeNames = None
     durability: Literal["sync", "async", "exit"] | None = None
-    webhook: Annotated[None, Field(description="Not supported; leave it unset.")] = None
-    after_seconds: Annotated[None, Field(description="Not supported; leave it unset.")] = None
+    webhook: str | None = Field(
+        None, max_length=2000, description="POSTed the run and its final values when it ends (allowed hosts only)."
+    )
+    after_seconds: float | None = Field(
+        None, ge=0, le=86_400, allow_inf_nan=False, description="Start no sooner than this many seconds from now."
+    )
 
     @property
     def modes(self) -> list[StreamMode]:
@@ -149,13 +155,6 @@ class RunCreate(BaseModel):
             }
         },
     )
-
-    @field_validator("multitask_strategy")
-    @classmethod
-    def _strategy(cls, value: str) -> str:
-        if value != "reject":
-            raise ValueError(f"{value!r} is not supported; allowed: reject (a busy thread answers 409)")
-        return value
 
     @model_validator(mode="after")
     def _input_xor_command(self) -> RunCreate:

@@ -136,6 +136,7 @@ def run_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "kwargs": row.get("kwargs") or {},
         "multitask_strategy": row["multitask_strategy"],
         "error": row.get("error"),
+        "attempt": row.get("attempt", 0),
         "started_at": _iso(row.get("started_at")),
         "ended_at": _iso(row.get("ended_at")),
     }

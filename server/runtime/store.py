@@ -1,15 +1,13 @@
 """SQL over the ``threads`` index and the ``runs`` record (migration 0002).
 
-Per-thread exclusivity lives here: :func:`claim_thread` locks the thread's row (``SELECT ... FOR UPDATE``),
-checks it is not busy (and, for a resume, that it is interrupted), records the run and marks the thread
-busy in one transaction, so two racing requests, in one process or in several, cannot both start a run.
+Queuing and claiming runs (one run at a time per thread, decided in PostgreSQL, so racing requests in any
+number of processes cannot both start one) is in :mod:`server.runtime.queue`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
@@ -26,21 +24,6 @@ THREAD_SORT = ("thread_id", "status", "created_at", "updated_at")
 
 Row = dict[str, Any]
 Pool = AsyncConnectionPool[Any]
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """What is recorded when a run is claimed."""
-
-    run_id: str
-    thread_id: str
-    assistant_id: str
-    graph_id: str
-    multitask_strategy: str
-    kwargs: Mapping[str, Any]
-    metadata: Mapping[str, Any]
-    actor: str
-    owner_key: int
 
 
 # -- threads --------------------------------------------------------------------------------------------------
@@ -238,57 +221,6 @@ async def lock_thread(conn: AsyncConnection[Any], thread_id: str) -> Row:
 
 
 # -- claiming and finishing runs ------------------------------------------------------------------------------
-
-Prepare = Callable[[Row], Awaitable[None]]
-
-
-async def claim_thread(pool: Pool, run: NewRun, *, create: bool, prepare: Prepare | None = None) -> Row:
-    """Atomically make ``run`` the thread's current run (see the module doc).
-
-    ``create`` inserts a missing thread (``if_not_exists='create'``), else a missing thread is a 404.
-    ``prepare(row)`` runs inside the transaction with the locked row (it may raise to refuse the run, e.g.
-    a resume of a thread that is not interrupted). Returns the thread row as it was before the claim.
-    """
-    async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
-        row = await cur.fetchone()
-        if row is None:
-            if not create:
-                raise ApiError(
-                    404, "not_found", f"thread {run.thread_id} not found; create it or pass if_not_exists='create'"
-                )
-            await conn.execute(
-                "INSERT INTO threads (thread_id, created_by, assistant_id, metadata) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (thread_id) DO NOTHING",
-                (run.thread_id, run.actor, run.assistant_id, Jsonb({})),
-            )
-            cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
-            row = await cur.fetchone()
-            assert row is not None
-        before = dict(row)
-        if before["status"] == "busy":
-            raise ApiError(
-                409,
-                "thread_busy",
-                f"thread {run.thread_id} is busy with run {before['current_run_id']}; "
-                "multitask_strategy 'reject' refuses a second run (wait for it, or cancel it)",
-            )
-        if prepare is not None:
-            await prepare(before)
-        await conn.execute(
-            "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
-            "owner_key, started_at) VALUES (%s, %s, %s, 'running', %s, %s, %s, %s, %s, now())",
-            (run.run_id, run.thread_id, run.assistant_id, run.multitask_strategy, Jsonb(dict(run.kwargs)),
-             Jsonb(dict(run.metadata)), run.actor, run.owner_key),
-        )  # fmt: skip
-        await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
-            "UPDATE threads SET status = 'busy', current_run_id = %s, assistant_id = %s, updated_at = now(), "
-            "metadata = metadata || %s WHERE thread_id = %s",
-            (run.run_id, run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}),
-             run.thread_id),
-        )  # fmt: skip
-    return before
-
 
 async def finish_run(
     pool: Pool,

@@ -3,7 +3,8 @@
 Events are numbered from 1 in the order the run produced them; the number is the SSE ``id``. A listener
 that reconnects with ``Last-Event-ID: n`` gets every event after ``n`` still in the buffer, then follows the
 live run. The buffer keeps the last ``maxlen`` events; older ones are dropped (a listener that fell further
-behind resumes from the oldest one kept). Buffers live in the server process's memory only.
+behind resumes from the oldest one kept). Buffers live in the executing process's memory; ``on_publish``
+copies each event elsewhere (the run manager's writer to ``run_events``, for listeners in other processes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 
 from server.runtime.serde import dumps
@@ -42,11 +43,12 @@ class StreamEvent:
 class RunStream:
     """The events of one run, shared by its producer (the run task) and its listeners (SSE responses)."""
 
-    def __init__(self, maxlen: int) -> None:
+    def __init__(self, maxlen: int, start_seq: int = 0) -> None:
         self._events: deque[StreamEvent] = deque(maxlen=maxlen)
-        self._seq = 0
+        self._seq = start_seq
         self._changed = asyncio.Event()
         self.closed = False
+        self.on_publish: Callable[[StreamEvent], None] | None = None
 
     @property
     def last_seq(self) -> int:
@@ -59,8 +61,13 @@ class RunStream:
         self._seq += 1
         item = StreamEvent(self._seq, event, dumps(data))
         self._events.append(item)
+        if self.on_publish is not None:
+            self.on_publish(item)
         self._wake()
         return item
+
+    def buffered(self) -> list[StreamEvent]:
+        return list(self._events)
 
     def close(self) -> None:
         """No more events: listeners drain what is buffered and stop."""

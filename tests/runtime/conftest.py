@@ -24,7 +24,8 @@ API_KEYS = ",".join(f"{role}-1:{key}:{role}" for role, key in KEYS.items())  # n
 def write_langgraph_json(folder: Path, graphs: dict[str, str] | None = None) -> Path:
     """A langgraph.json in ``folder`` serving the test graphs (absolute paths, so any cwd works)."""
     graphs = graphs or {
-        name: f"{GRAPHS / name}.py:graph" for name in ("approval", "chain", "chat", "chat_hitl", "hitl_agent")
+        name: f"{GRAPHS / name}.py:graph"
+        for name in ("approval", "chain", "chat", "chat_hitl", "hitl_agent", "slow_chat", "ledger")
     }
     path = folder / "langgraph.json"
     path.write_text(json.dumps({"dependencies": ["."], "graphs": graphs}))

@@ -98,7 +98,7 @@ def test_a_run_body_is_documented_per_served_assistant(api: Api, doc: dict[str, 
     configurable = by_id["chain"]["config"]["anyOf"][0]["properties"]["configurable"]["anyOf"][0]
     assert configurable["additionalProperties"] is False
     strategy = doc["components"]["schemas"]["RunCreateBase"]["properties"]["multitask_strategy"]
-    assert strategy["enum"] == ["reject"]
+    assert strategy["enum"] == ["reject", "enqueue", "interrupt", "rollback"] and strategy["default"] == "enqueue"
 
 
 async def test_real_answers_validate_against_the_document(api: Api, doc: dict[str, Any]) -> None:

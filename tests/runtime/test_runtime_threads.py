@@ -10,7 +10,9 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, PermissionDeniedE
 async def test_assistants_are_the_graphs_of_langgraph_json(api: Api) -> None:
     client = api.sdk("viewer")
     found = await client.assistants.search()
-    assert [a["assistant_id"] for a in found] == ["approval", "chain", "chat", "chat_hitl", "hitl_agent"]
+    assert [a["assistant_id"] for a in found] == [
+        "approval", "chain", "chat", "chat_hitl", "hitl_agent", "slow_chat", "ledger"
+    ]  # fmt: skip
     assert [a["assistant_id"] for a in await client.assistants.search(graph_id="chat")] == ["chat"]
     page = await client.assistants.search(limit=2, offset=1, response_format="object")
     assert [a["assistant_id"] for a in page["assistants"]] == ["chain", "chat"]

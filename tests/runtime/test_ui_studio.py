@@ -24,7 +24,7 @@ from conftest import API_KEYS, KEYS, Api, write_langgraph_json
 from server.app import create_app
 
 STUDIO = "https://smith.langchain.com"
-GRAPHS = {"approval", "chain", "chat", "chat_hitl", "hitl_agent"}
+GRAPHS = {"approval", "chain", "chat", "chat_hitl", "hitl_agent", "slow_chat", "ledger"}
 PLAIN = {"content-type": "text/plain;charset=UTF-8"}
 
 

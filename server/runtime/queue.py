@@ -1,0 +1,300 @@
+"""SQL of the run queue (migration 0003): enqueue under a multitask strategy, claim, lease, requeue, events.
+
+A run is a ``runs`` row. :func:`enqueue` records it ``pending`` in the same transaction that locks the thread
+and applies the ``multitask_strategy`` to the thread's runs in flight; :func:`claim` hands the oldest
+claimable run to a worker (``FOR UPDATE SKIP LOCKED``, so concurrent workers in any process never take the
+same run) and marks its thread busy; the worker renews the run's lease while it executes; a run whose lease
+lapsed is queued again (:func:`requeue_expired`). A thread runs one run at a time, oldest first.
+
+Notifications (``pg_notify``, sent at commit) wake the other processes: :data:`RUNS` when a run may be
+claimed, :data:`CANCEL` when a running run must stop, :data:`EVENTS` when a run wrote events or ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from server.errors import ApiError
+from server.runtime.serde import to_jsonable
+from server.runtime.store import Pool, Row
+
+RUNS = "rimas_runs"
+CANCEL = "rimas_cancel"
+EVENTS = "rimas_events"
+Strategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+Prepare = Callable[[Row], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What is recorded when a run is queued."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    graph_id: str
+    multitask_strategy: Strategy
+    kwargs: Mapping[str, Any]
+    metadata: Mapping[str, Any]
+    actor: str
+    accepted_by: int
+    persist_events: bool
+    after_seconds: float | None = None
+    webhook: str | None = None
+
+
+async def notify(conn: AsyncConnection[Any], channel: str, payload: str) -> None:
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) -> Row:
+    cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+    row = await cur.fetchone()
+    if row is None:
+        if not create:
+            raise ApiError(404, "not_found", f"thread {run.thread_id} not found; create it or pass "
+                           "if_not_exists='create'")  # fmt: skip
+        await conn.execute(
+            "INSERT INTO threads (thread_id, created_by, assistant_id, metadata) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (thread_id) DO NOTHING",
+            (run.thread_id, run.actor, run.assistant_id, Jsonb({})),
+        )
+        cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+        row = await cur.fetchone()
+        assert row is not None
+    return dict(row)
+
+
+async def enqueue(
+    pool: Pool, run: NewRun, *, create: bool, prepare: Prepare | None = None, exclusive: bool = False,
+    announce: bool = True,
+) -> tuple[Row, list[Row]]:
+    """Queue ``run`` on its thread, applying its strategy to the runs in flight; returns the thread row as it
+    was and the runs the strategy stopped (``interrupt``/``rollback``: each is marked with that action, and
+    the running ones are told through :data:`CANCEL`).
+
+    ``reject`` refuses (409) while the thread has a run in flight; ``enqueue`` queues behind them;
+    ``interrupt`` and ``rollback`` stop them first. ``prepare(row)`` runs inside the transaction (it may raise
+    to refuse the run, e.g. a resume of a thread that is not interrupted). An ``exclusive`` run (one that
+    answers an interrupt) is refused while anything is in flight, whatever its strategy: it answers the
+    interrupt pending now, so it cannot wait behind a run that may change it. ``announce=False`` leaves the
+    other processes' workers unwarned: the caller claims the run itself first (and announces it if it cannot)."""
+    async with pool.connection() as conn, conn.transaction():
+        before = await _locked_thread(conn, run, create)
+        cur = await conn.execute(
+            "SELECT run_id, status FROM runs WHERE thread_id = %s AND status IN ('pending', 'running') "
+            "ORDER BY created_at, run_id",
+            (run.thread_id,),
+        )
+        inflight = [dict(r) for r in await cur.fetchall()]
+        if inflight and exclusive:
+            raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
+                           "an answer to an interrupt needs the thread waiting at it")  # fmt: skip
+        if inflight and run.multitask_strategy == "reject":
+            raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
+                           "multitask_strategy 'reject' refuses a second run (wait for it, cancel it, or send "
+                           "multitask_strategy 'enqueue', 'interrupt' or 'rollback')")  # fmt: skip
+        if prepare is not None:
+            await prepare(before)
+        stopped: list[Row] = []
+        if inflight and run.multitask_strategy in ("interrupt", "rollback"):
+            ids = [str(r["run_id"]) for r in inflight]
+            await conn.execute("UPDATE runs SET cancel_action = %s, updated_at = now() WHERE run_id = ANY(%s::uuid[])",
+                               (run.multitask_strategy, ids))  # fmt: skip
+            stopped = inflight
+        await conn.execute(
+            "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
+            "accepted_by, persist_events, webhook, not_before) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s, "
+            "%s, %s, now() + make_interval(secs => %s))",
+            (run.run_id, run.thread_id, run.assistant_id, run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))),
+             Jsonb(dict(run.metadata)), run.actor, run.accepted_by, run.persist_events, run.webhook,
+             run.after_seconds or 0),
+        )  # fmt: skip
+        await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
+            "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s WHERE thread_id = %s",
+            (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), run.thread_id),
+        )
+        for row in stopped:
+            if row["status"] == "running":
+                await notify(conn, CANCEL, str(row["run_id"]))
+        if announce:
+            await notify(conn, RUNS, run.run_id)
+    return before, stopped
+
+
+_CLAIMABLE = """
+SELECT r.run_id FROM runs r JOIN threads t ON t.thread_id = r.thread_id
+WHERE r.status = 'pending' AND r.not_before <= now() AND r.cancel_action IS NULL
+  AND (t.current_run_id IS NULL OR t.current_run_id = r.run_id)
+  AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.thread_id = r.thread_id AND e.run_id <> r.run_id
+                  AND (e.status = 'running'
+                       OR (e.status = 'pending' AND (e.created_at, e.run_id) < (r.created_at, r.run_id))))
+  {only}
+ORDER BY r.created_at, r.run_id
+LIMIT 1
+FOR UPDATE OF r, t SKIP LOCKED
+"""
+
+
+async def claim(pool: Pool, owner_key: int, lease_s: float, run_id: str | None = None) -> Row | None:
+    """The oldest claimable run (or ``run_id`` if it is claimable), now ``running`` under this process's
+    lease with its thread busy; None when there is none."""
+    only = "AND r.run_id = %s" if run_id is not None else ""
+    params = (run_id,) if run_id is not None else ()
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(_CLAIMABLE.format(only=only), params)
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        cur = await conn.execute(
+            "UPDATE runs SET status = 'running', attempt = attempt + 1, owner_key = %s, updated_at = now(), "
+            "lease_expires_at = now() + make_interval(secs => %s), started_at = coalesce(started_at, now()) "
+            "WHERE run_id = %s RETURNING *",
+            (owner_key, lease_s, found["run_id"]),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute(
+            "UPDATE threads SET status = 'busy', current_run_id = %s, updated_at = now() WHERE thread_id = %s",
+            (row["run_id"], row["thread_id"]),
+        )
+    return dict(row)
+
+
+async def renew(pool: Pool, run_ids: Sequence[str], lease_s: float) -> None:
+    """Extend the leases of runs this process executes."""
+    if run_ids:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE runs SET lease_expires_at = now() + make_interval(secs => %s) "
+                "WHERE run_id = ANY(%s::uuid[]) AND status = 'running'",
+                (lease_s, list(run_ids)),
+            )
+
+
+async def requeue(pool: Pool, run_ids: Sequence[str]) -> None:
+    """Put running runs back in the queue (a draining process hands them over); their threads stay theirs."""
+    if run_ids:
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE runs SET status = 'pending', lease_expires_at = NULL, owner_key = NULL, updated_at = now() "
+                "WHERE run_id = ANY(%s::uuid[]) AND status = 'running'",
+                (list(run_ids),),
+            )
+            for run_id in run_ids:
+                await notify(conn, RUNS, run_id)
+
+
+async def lapsed(pool: Pool, exclude: Sequence[str]) -> list[Row]:
+    """Running runs whose lease lapsed, other than ``exclude`` (this process's own)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT * FROM runs WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now()) "
+            "AND NOT (run_id = ANY(%s::uuid[]))",
+            (list(exclude),),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def running_of(pool: Pool, owner_keys: Sequence[int]) -> list[Row]:
+    """Running runs stamped with any of ``owner_keys``."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT * FROM runs WHERE status = 'running' AND owner_key = ANY(%s)", (list(owner_keys),)
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def cancel_action(pool: Pool, run_id: str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT cancel_action FROM runs WHERE run_id = %s", (run_id,))
+        row = await cur.fetchone()
+    return row["cancel_action"] if row is not None else None
+
+
+async def request_cancel(pool: Pool, thread_id: str, run_id: str, action: str) -> Row | None:
+    """Mark a run in flight to stop with ``action``; tells its process. None when it is no longer in flight."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "UPDATE runs SET cancel_action = %s, updated_at = now() WHERE run_id = %s AND thread_id = %s "
+            "AND status IN ('pending', 'running') RETURNING *",
+            (action, run_id, thread_id),
+        )
+        row = await cur.fetchone()
+        if row is not None and row["status"] == "running":
+            await notify(conn, CANCEL, run_id)
+    return dict(row) if row is not None else None
+
+
+async def drop_pending(pool: Pool, run_id: str, action: str) -> Row | None:
+    """End a pending run that never started: ``interrupt`` records it as interrupted, ``rollback`` deletes it."""
+    async with pool.connection() as conn, conn.transaction():
+        if action == "rollback":
+            cur = await conn.execute("DELETE FROM runs WHERE run_id = %s AND status = 'pending' RETURNING *", (run_id,))
+        else:
+            cur = await conn.execute(
+                "UPDATE runs SET status = 'interrupted', error = 'stopped before it started', ended_at = now(), "
+                "updated_at = now() WHERE run_id = %s AND status = 'pending' RETURNING *",
+                (run_id,),
+            )
+        row = await cur.fetchone()
+        if row is not None:
+            await conn.execute(  # a run requeued after a crash still holds its thread
+                "UPDATE threads SET current_run_id = NULL, status = CASE WHEN status = 'busy' THEN 'idle' "
+                "ELSE status END, updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
+                (row["thread_id"], run_id),
+            )
+            await notify(conn, EVENTS, run_id)
+            await notify(conn, RUNS, run_id)
+    return dict(row) if row is not None else None
+
+
+async def delete_run_checkpoints(conn: AsyncConnection[Any], thread_id: str, run_id: str) -> int:
+    """Remove the checkpoints a run wrote (``rollback``), with their pending writes; returns how many."""
+    cur = await conn.execute(
+        "DELETE FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s RETURNING checkpoint_id",
+        (thread_id, run_id),
+    )
+    ids = [r["checkpoint_id"] for r in await cur.fetchall()]
+    if ids:
+        await conn.execute(
+            "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread_id, ids)
+        )
+    return len(ids)
+
+
+# -- events ---------------------------------------------------------------------------------------------------
+
+
+async def write_events(pool: Pool, run_id: str, events: Sequence[tuple[int, str, str]]) -> None:
+    """Append ``(seq, event, data)`` rows (a replay of the same seq is ignored) and tell the listeners."""
+    if not events:
+        return
+    async with pool.connection() as conn, conn.transaction():
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                "INSERT INTO run_events (run_id, seq, event, data) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(run_id, seq, event, data) for seq, event, data in events],
+            )
+        await notify(conn, EVENTS, run_id)
+
+
+async def read_events(pool: Pool, run_id: str, after: int, limit: int = 500) -> list[Row]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT seq, event, data FROM run_events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (run_id, after, limit),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def last_seq(pool: Pool, run_id: str) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT coalesce(max(seq), 0) AS seq FROM run_events WHERE run_id = %s", (run_id,))
+        row = await cur.fetchone()
+    return int(row["seq"]) if row is not None else 0
