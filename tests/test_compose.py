@@ -339,6 +339,18 @@ def test_api_publishes_8000_on_loopback_only_and_nothing_else_is_published() -> 
 # ---------------------------------------------------------------- compose: secrets
 
 
+def test_the_worker_service_executes_runs_with_the_apis_configuration() -> None:
+    """`docker compose up --scale worker=N`: workers share the api's database, Qdrant and keys, publish
+    nothing, start once the api has migrated, and get time to drain on stop."""
+    worker = service("worker")
+    assert worker["command"] == ["rimas", "worker"]
+    assert service_env("worker", USER_ENV) == service_env("api", USER_ENV)
+    assert not worker.get("ports"), "a worker serves no HTTP; nothing to publish"
+    assert worker["depends_on"]["api"]["condition"] == "service_healthy"
+    assert worker["healthcheck"] == {"disable": True}  # the image's healthcheck asks /ok, which a worker lacks
+    assert int(str(worker["stop_grace_period"]).rstrip("s")) > 10  # RIMAS_DRAIN_SECONDS defaults to 10
+
+
 def test_api_keys_come_from_the_environment_and_are_required() -> None:
     env_without_keys = {k: v for k, v in USER_ENV.items() if k != "RIMAS_API_KEYS"}
     with pytest.raises(MissingRequiredVariable, match="RIMAS_API_KEYS"):
@@ -403,7 +415,7 @@ def test_named_volumes_are_declared() -> None:
         for source in volume_targets(name).values()
         if source and not source.startswith((".", "/", "~"))
     }
-    assert {name for name, _ in used} == {"postgres", "qdrant", "api"}, "each stateful service keeps a named volume"
+    assert {name for name, _ in used} == {"postgres", "qdrant", "api", "worker"}, "each stateful service keeps a volume"
     undeclared = sorted(f"{name}: {source}" for name, source in used if source not in declared)
     assert not undeclared, f"undeclared named volumes: {undeclared}"
 

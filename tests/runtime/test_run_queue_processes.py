@@ -169,3 +169,47 @@ def _status_attempt(database_url: str, run_id: str) -> tuple[str, int]:
         row = conn.execute("SELECT status, attempt FROM runs WHERE run_id = %s", (run_id,)).fetchone()
     assert row is not None
     return row[0], row[1]
+
+
+async def test_two_servers_share_the_runs_and_finish_a_killed_ones_exactly_once(
+    serve_process: Factory, database_url: str, tmp_path: Any
+) -> None:
+    env = env_for(database_url, tmp_path, RIMAS_RUN_LEASE_SECONDS="2")
+    first, second = serve_process(env, data="a"), serve_process(env, data="b")
+    first.start()
+    second.start()
+
+    async def start_run(client: httpx.AsyncClient, index: int) -> tuple[str, str]:
+        tid = (await client.post("/threads", json={})).json()["thread_id"]
+        body = {"assistant_id": "ledger", "input": {"action_id": f"act-{index}", "amount": 1.0, "delay": 0.5}}
+        return tid, (await client.post(f"/threads/{tid}/runs", json=body)).json()["run_id"]
+
+    async with http(first) as a, http(second) as b:
+        batch = await asyncio.gather(*(start_run((a, b)[i % 2], i) for i in range(100)))
+        os.kill(first.proc.pid, signal.SIGKILL)  # mid-batch: some of its runs execute, some wait in the queue
+        first.proc.wait(timeout=30)
+        first.proc = None
+        batch += await asyncio.gather(*(start_run(b, i) for i in range(100, 200)))
+        run_ids = [run_id for _, run_id in batch]
+        deadline = time.monotonic() + 120
+        while (statuses := await asyncio.to_thread(_statuses, database_url, run_ids)) != {"success": 200}:
+            assert time.monotonic() < deadline, statuses
+            await asyncio.sleep(0.25)
+        tid, run_id = batch[0]  # accepted by the killed server: its stream still ends, from the survivor
+        async with b.stream("GET", f"/threads/{tid}/runs/{run_id}/stream") as response:
+            events = sse([line async for line in response.aiter_lines()])
+        assert events[-1]["event"] == "end" and events[0]["event"] == "metadata"
+    with psycopg.connect(database_url) as conn:
+        ledger = conn.execute("SELECT count(*), count(DISTINCT thread_id) FROM test_ledger WHERE thread_id = "
+                              "ANY(%s)", ([t for t, _ in batch],)).fetchone()  # fmt: skip
+        again = conn.execute("SELECT count(*) FROM runs WHERE run_id = ANY(%s::uuid[]) AND attempt > 1",
+                             (run_ids,)).fetchone()  # fmt: skip
+    assert ledger == (200, 200)  # every run's side effect exactly once
+    assert again is not None and again[0] > 0  # the killed server's runs were executed again by the survivor
+
+
+def _statuses(database_url: str, run_ids: list[str]) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM runs WHERE run_id = ANY(%s::uuid[]) GROUP BY status",
+                            (run_ids,)).fetchall()  # fmt: skip
+    return {status: count for status, count in rows}
