@@ -29,3 +29,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def summary_ms(values: list[float], digits: int = 1) -> dict[str, float]:
+    """p50 and p95 of ``values`` (seconds) in milliseconds; NaN when there are none."""
+    if not values:
+        return {"p50_ms": float("nan"), "p95_ms": float("nan")}
+    return {f"p{round(q * 100)}_ms": round(percentile(values, q) * 1000, digits) for q in (0.5, 0.95)}

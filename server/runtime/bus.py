@@ -75,9 +75,14 @@ class Bus:
         if event is not None:
             event.set()
 
-    async def wait(self, run_id: str, seconds: float) -> None:
-        """Until something happens to ``run_id``, or ``seconds`` pass."""
-        event = self._waiters.setdefault(run_id, asyncio.Event())
+    def waiter(self, run_id: str) -> asyncio.Event:
+        """An event set by the next thing that happens to ``run_id``. Take it *before* reading the run's
+        state, then wait on it: a notification arriving in between is not lost."""
+        return self._waiters.setdefault(run_id, asyncio.Event())
+
+    @staticmethod
+    async def wait(event: asyncio.Event, seconds: float) -> None:
+        """Until ``event`` is set, or ``seconds`` pass."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
 

@@ -78,12 +78,9 @@ class ActiveRun:
     cancel_reason: str | None = None
     cancel_action: str = "interrupt"
     requeue: bool = False
+    claiming: asyncio.Task[None] | None = None
     task: asyncio.Task[None] | None = None
     writer: EventWriter | None = None
-
-    @property
-    def location(self) -> str:
-        return f"/threads/{self.thread_id}/runs/{self.run_id}"
 
     @property
     def executing(self) -> bool:
@@ -273,22 +270,37 @@ class RunManager:
         run = self._handle(run_id, thread_id, assistant, principal, spec, attempt=1)
         # spec is recorded as the run's kwargs when the transaction inserts it, after prepare filled it in
         answers = resolving or (command is not None and command.resumes)  # only while the interrupt waits
-        here = len(self._executing) < self.settings.workers and not body.after_seconds
-        _, stopped = await queue.enqueue(self.pool, new, create=body.if_not_exists == "create", prepare=prepare,
-                                         exclusive=answers, announce=not here)  # fmt: skip
+        here = len(self._executing) < self.settings.workers and not body.after_seconds and not self._closing
+        if here:
+            self._executing.add(run_id)  # the worker slot is this run's from now on (others see it taken)
+        try:
+            _, stopped = await queue.enqueue(self.pool, new, create=body.if_not_exists == "create", prepare=prepare,
+                                             exclusive=answers, announce=not here)  # fmt: skip
+        except BaseException:
+            self._executing.discard(run_id)
+            raise
         await self._stop(stopped, body.multitask_strategy)
         self.active[run_id] = run
-        if here:  # this process takes it at once (its listeners then read from memory), else any worker may
+        if here:  # this process takes it (its listeners then read from memory), while the answer goes out
+            run.claiming = asyncio.create_task(self._claim_here(run_id), name=f"claim-{run_id}")
+        log.info("run queued", extra={"run_id": run_id, "thread_id": thread_id, "assistant_id": assistant.assistant_id,
+                                      "kind": kind, "actor": principal.id})  # fmt: skip
+        return run
+
+    async def _claim_here(self, run_id: str) -> None:
+        """Claim a run this process just queued; if it cannot (the thread is busy), tell the other workers."""
+        try:
             row = None if self._closing else await queue.claim(
                 self.pool, self.owner_key, self.settings.run_lease_seconds, run_id)  # fmt: skip
             if row is not None:
                 self._launch(row)
-            else:
-                async with self.pool.connection() as conn:
-                    await queue.notify(conn, queue.RUNS, run_id)
-        log.info("run queued", extra={"run_id": run_id, "thread_id": thread_id, "assistant_id": assistant.assistant_id,
-                                      "kind": kind, "actor": principal.id, "here": run.executing})  # fmt: skip
-        return run
+                return
+        except Exception:
+            log.exception("claiming a run failed; it stays queued", extra={"run_id": run_id})
+        self._executing.discard(run_id)  # the slot it held goes back
+        self._kick.set()
+        async with self.pool.connection() as conn:
+            await queue.notify(conn, queue.RUNS, run_id)
 
     def _handle(
         self, run_id: str, thread_id: str, assistant: Assistant, principal: Principal, spec: dict[str, Any],
@@ -661,6 +673,9 @@ class RunManager:
 
     async def result(self, thread_id: str, run_id: str) -> dict[str, Any]:
         """Wait for a run (executing here or anywhere) to end and return its result."""
+        queued = self.active.get(run_id)
+        if queued is not None and queued.claiming is not None:  # being claimed here: no need to ask the database
+            await asyncio.shield(queued.claiming)
         run = self.local(thread_id, run_id)
         if run is not None:
             await run.done.wait()
@@ -674,13 +689,14 @@ class RunManager:
     async def wait_row(self, thread_id: str, run_id: str) -> store.Row:
         """The run's record once it has ended (woken by its process's notification; checked every second)."""
         while True:
+            woken = self.bus.waiter(run_id)  # before reading, so a notification in between is not lost
             run = self.local(thread_id, run_id)
             if run is not None:
                 await run.done.wait()
             row = await store.get_run(self.pool, thread_id, run_id)
             if row["status"] in _TERMINAL:
                 return row
-            await self.bus.wait(run_id, 1.0)
+            await self.bus.wait(woken, 1.0)
 
     def request_cancel(self, run: ActiveRun, reason: str, action: str = "interrupt") -> None:
         if run.task is not None and not run.done.is_set() and run.cancel_reason is None:

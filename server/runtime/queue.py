@@ -190,26 +190,6 @@ async def requeue(pool: Pool, run_ids: Sequence[str]) -> None:
                 await notify(conn, RUNS, run_id)
 
 
-async def lapsed(pool: Pool, exclude: Sequence[str]) -> list[Row]:
-    """Running runs whose lease lapsed, other than ``exclude`` (this process's own)."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT * FROM runs WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now()) "
-            "AND NOT (run_id = ANY(%s::uuid[]))",
-            (list(exclude),),
-        )
-        return [dict(r) for r in await cur.fetchall()]
-
-
-async def running_of(pool: Pool, owner_keys: Sequence[int]) -> list[Row]:
-    """Running runs stamped with any of ``owner_keys``."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT * FROM runs WHERE status = 'running' AND owner_key = ANY(%s)", (list(owner_keys),)
-        )
-        return [dict(r) for r in await cur.fetchall()]
-
-
 async def cancel_action(pool: Pool, run_id: str) -> str | None:
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT cancel_action FROM runs WHERE run_id = %s", (run_id,))

@@ -83,7 +83,11 @@ async def _follow(
         cursor = item.seq
         yield item
     recorded = False  # whether this run's events are in run_events (then its end is too, just after its status)
+    claiming = next((r.claiming for r in (manager.active.get(run_id),) if r is not None and r.claiming), None)
+    if claiming is not None:  # this process is taking the run: wait for that rather than ask the database
+        await asyncio.shield(claiming)
     while True:
+        woken = manager.bus.waiter(run_id)  # before reading, so a notification in between is not lost
         run = manager.local(thread_id, run_id)
         if run is not None:
             async for item in run.stream.listen(cursor, modes):
@@ -108,12 +112,12 @@ async def _follow(
         if ended and not await queue.read_events(manager.pool, run_id, cursor, limit=1):
             if recorded:  # its writer records the end right after the status: give it a moment
                 recorded = False
-                await manager.bus.wait(run_id, 2.0)
+                await manager.bus.wait(woken, 2.0)
                 continue
             async for item in _final(manager, thread_id, run_id, cursor, modes):
                 yield item
             return
-        await manager.bus.wait(run_id, 1.0)
+        await manager.bus.wait(woken, 1.0)
 
 
 async def _final(

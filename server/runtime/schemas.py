@@ -172,14 +172,6 @@ class RunCreate(BaseModel):
             return self.checkpoint.checkpoint_id
         return None
 
-    def recorded_kwargs(self) -> dict[str, Any]:
-        """What the runs table keeps of the request."""
-        return self.model_dump(
-            include={"input", "command", "stream_mode", "context", "config", "checkpoint_id", "interrupt_before",
-                     "interrupt_after", "durability", "on_disconnect", "if_not_exists", "stream_subgraphs"},
-            exclude_none=True,
-        )  # fmt: skip
-
 
 class ThreadCreate(BaseModel):
     """The body of ``POST /threads``."""

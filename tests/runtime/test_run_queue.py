@@ -211,3 +211,18 @@ async def test_a_finished_run_is_posted_signed_to_its_webhook(
     assert verify(body, "s3cret", int(headers["x-rimas-timestamp"]), headers["x-rimas-signature"])
     payload = json.loads(body)
     assert payload["thread_id"] == tid and payload["status"] == "success" and payload["values"]["count"] == 5
+
+
+async def test_stream_resumable_records_the_events_for_replay_anywhere(api: Api) -> None:
+    client = api.sdk("operator")
+    tid = (await client.threads.create())["thread_id"]
+    kept = await client.runs.create(tid, "chain", input={"count": 0}, stream_mode=["updates"], stream_resumable=True)
+    await client.runs.join(tid, kept["run_id"])
+    plain = await client.runs.create(tid, "chain", input={"count": 0}, stream_mode=["updates"])
+    await client.runs.join(tid, plain["run_id"])
+    async with api.app.state.resources.pool.connection() as conn:
+        cur = await conn.execute("SELECT run_id::text AS run_id, array_agg(event ORDER BY seq) AS events "
+                                 "FROM run_events GROUP BY run_id")  # fmt: skip
+        recorded = {r["run_id"]: r["events"] for r in await cur.fetchall()}
+    assert recorded[kept["run_id"]] == ["metadata"] + ["updates"] * 5 + ["end"]
+    assert plain["run_id"] not in recorded  # executed where it was accepted: its listeners read memory

@@ -119,6 +119,10 @@ async def test_a_busy_thread_rejects_a_second_run_when_asked_to(api: Api) -> Non
     client = api.sdk("operator")
     tid = (await client.threads.create())["thread_id"]
     slow = await client.runs.create(tid, "chain", input={"delay": 30})
+    for _ in range(100):  # busy once a worker has claimed it (at once: this process has free workers)
+        if (await client.threads.get(tid))["status"] == "busy":
+            break
+        await asyncio.sleep(0.02)
     assert (await client.threads.get(tid))["status"] == "busy"
     with pytest.raises(ConflictError, match="in flight; multitask_strategy 'reject'"):
         await client.runs.create(tid, "chain", input={}, multitask_strategy="reject")
