@@ -78,7 +78,7 @@ class ActiveRun:
     cancel_reason: str | None = None
     cancel_action: str = "interrupt"
     requeue: bool = False
-    claiming: asyncio.Task[None] | None = None
+    finishing: bool = False
     task: asyncio.Task[None] | None = None
     writer: EventWriter | None = None
 
@@ -273,34 +273,23 @@ class RunManager:
         here = len(self._executing) < self.settings.workers and not body.after_seconds and not self._closing
         if here:
             self._executing.add(run_id)  # the worker slot is this run's from now on (others see it taken)
-        try:
-            _, stopped = await queue.enqueue(self.pool, new, create=body.if_not_exists == "create", prepare=prepare,
-                                             exclusive=answers, announce=not here)  # fmt: skip
+        try:  # a free thread's run is claimed by this process in the same transaction (it streams from memory)
+            _, stopped, claimed = await queue.enqueue(
+                self.pool, new, create=body.if_not_exists == "create", prepare=prepare, exclusive=answers,
+                claim_for=self.owner_key if here else None, lease_s=self.settings.run_lease_seconds,
+            )  # fmt: skip
         except BaseException:
             self._executing.discard(run_id)
             raise
         await self._stop(stopped, body.multitask_strategy)
         self.active[run_id] = run
-        if here:  # this process takes it (its listeners then read from memory), while the answer goes out
-            run.claiming = asyncio.create_task(self._claim_here(run_id), name=f"claim-{run_id}")
+        if claimed is not None:
+            self._launch(claimed)
+        else:  # it waits behind the thread's runs in flight; whoever is free when they end takes it
+            self._executing.discard(run_id)
         log.info("run queued", extra={"run_id": run_id, "thread_id": thread_id, "assistant_id": assistant.assistant_id,
                                       "kind": kind, "actor": principal.id})  # fmt: skip
         return run
-
-    async def _claim_here(self, run_id: str) -> None:
-        """Claim a run this process just queued; if it cannot (the thread is busy), tell the other workers."""
-        try:
-            row = None if self._closing else await queue.claim(
-                self.pool, self.owner_key, self.settings.run_lease_seconds, run_id)  # fmt: skip
-            if row is not None:
-                self._launch(row)
-                return
-        except Exception:
-            log.exception("claiming a run failed; it stays queued", extra={"run_id": run_id})
-        self._executing.discard(run_id)  # the slot it held goes back
-        self._kick.set()
-        async with self.pool.connection() as conn:
-            await queue.notify(conn, queue.RUNS, run_id)
 
     def _handle(
         self, run_id: str, thread_id: str, assistant: Assistant, principal: Principal, spec: dict[str, Any],
@@ -438,7 +427,8 @@ class RunManager:
             await self._record(run_id, row["thread_id"], None, "error",
                                f"assistant {row['assistant_id']!r} is not served by this process")  # fmt: skip
             return
-        start_seq = max(await queue.last_seq(self.pool, run_id), 1)  # seq 1 is the metadata its acceptor sent
+        # seq 1 is the metadata its acceptor sent its own listener; recorded nowhere yet, it is recorded now
+        start_seq = await queue.last_seq(self.pool, run_id)
         principal = Principal(id=spec["principal"]["id"], role=spec["principal"]["role"])
         run = self._handle(run_id, row["thread_id"], assistant, principal, spec, attempt=row["attempt"],
                            start_seq=start_seq)  # fmt: skip
@@ -522,6 +512,7 @@ class RunManager:
                                                 stream_mode=modes, version="v2", **options)  # fmt: skip
                     async for part in stream:
                         translator.handle(part)
+            run.finishing = True  # the graph is done: from here a cancellation would only lose the record
             translator.flush()
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -581,7 +572,7 @@ class RunManager:
             "error" if status in ("error", "timeout") else "interrupted" if pending else "idle"
         )
         try:
-            await store.finish_run(
+            await queue.finish(
                 self.pool, run_id=run_id, thread_id=thread_id, status=status, error=error,
                 thread_status=thread_status, interrupts=pending, interrupted_at=since_of(pending),
             )  # fmt: skip
@@ -591,6 +582,7 @@ class RunManager:
         return status, values, pending
 
     async def _finish(self, run: ActiveRun, status: store.RunStatus, error: str | None) -> None:
+        run.finishing = True
         status, values, pending = await self._record(run.run_id, run.thread_id, run.assistant, status, error)
         run.status, run.error = status, error
         run.result = self._result(values, pending, status, error)
@@ -603,12 +595,8 @@ class RunManager:
         run.stream.close()
         if run.writer is not None:
             await run.writer.close()
-        else:  # listeners in other processes wait on the run's end
-            async with self.pool.connection() as conn:
-                await queue.notify(conn, queue.EVENTS, run.run_id)
-        run.done.set()
+        run.done.set()  # listeners elsewhere were woken when the end was recorded (queue.finish)
         self.bus.wake(run.run_id)
-        self._kick.set()  # the thread may have a queued run
         asyncio.get_running_loop().call_later(self.settings.run_buffer_ttl_seconds, self._evict, run.run_id)
 
     async def _roll_back(self, run: ActiveRun) -> None:
@@ -617,13 +605,15 @@ class RunManager:
             removed = await queue.delete_run_checkpoints(conn, run.thread_id, run.run_id)
             await conn.execute("DELETE FROM runs WHERE run_id = %s", (run.run_id,))
         _, pending = await self._thread_outcome(run.assistant, run.thread_id)
-        async with self.pool.connection() as conn:
+        async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
                 "updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
                 ("interrupted" if pending else "idle", store.Jsonb(pending), since_of(pending), run.thread_id,
                  run.run_id),
             )  # fmt: skip
+            await queue.notify(conn, queue.EVENTS, run.run_id)
+            await queue.notify(conn, queue.RUNS, run.run_id)  # the run that displaced it comes next
         run.status, run.error = "interrupted", "rolled back by a newer run"
         run.result = self._result(None, [], "interrupted", run.error)
         run.stream.publish("error", {"error": "RolledBack", "message": run.error})
@@ -673,9 +663,6 @@ class RunManager:
 
     async def result(self, thread_id: str, run_id: str) -> dict[str, Any]:
         """Wait for a run (executing here or anywhere) to end and return its result."""
-        queued = self.active.get(run_id)
-        if queued is not None and queued.claiming is not None:  # being claimed here: no need to ask the database
-            await asyncio.shield(queued.claiming)
         run = self.local(thread_id, run_id)
         if run is not None:
             await run.done.wait()
@@ -699,7 +686,8 @@ class RunManager:
             await self.bus.wait(woken, 1.0)
 
     def request_cancel(self, run: ActiveRun, reason: str, action: str = "interrupt") -> None:
-        if run.task is not None and not run.done.is_set() and run.cancel_reason is None:
+        """Stop the run's graph (a run whose graph already ended is left to record its outcome)."""
+        if run.task is not None and not run.done.is_set() and not run.finishing and run.cancel_reason is None:
             run.cancel_reason, run.cancel_action = reason, action
             run.task.cancel()
 
@@ -794,8 +782,6 @@ class RunManager:
                 continue
             await self._record(run_id, row["thread_id"], self.registry.get(row["assistant_id"]), "error",
                                f"the run's worker stopped {row['attempt']} times (RIMAS_RUN_MAX_ATTEMPTS)")  # fmt: skip
-            async with self.pool.connection() as conn:
-                await queue.notify(conn, queue.EVENTS, run_id)
         return recovered
 
     async def _sweep_forever(self) -> None:

@@ -12,6 +12,7 @@ claimed, :data:`CANCEL` when a running run must stop, :data:`EVENTS` when a run 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -48,6 +49,14 @@ class NewRun:
     webhook: str | None = None
 
 
+# Transactions that change a thread's runs and its row lock the thread first (enqueue does, under its
+# strategy), so two of them never wait on each other in opposite orders.
+_LOCK_THREAD = "SELECT 1 FROM threads WHERE thread_id = %s FOR UPDATE"
+_LOCK_THREAD_OF_RUN = (
+    "SELECT 1 FROM threads t JOIN runs r ON r.thread_id = t.thread_id WHERE r.run_id = %s FOR UPDATE OF t"
+)
+
+
 async def notify(conn: AsyncConnection[Any], channel: str, payload: str) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
@@ -72,18 +81,20 @@ async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) 
 
 async def enqueue(
     pool: Pool, run: NewRun, *, create: bool, prepare: Prepare | None = None, exclusive: bool = False,
-    announce: bool = True,
-) -> tuple[Row, list[Row]]:
+    claim_for: int | None = None, lease_s: float = 30.0,
+) -> tuple[Row, list[Row], Row | None]:
     """Queue ``run`` on its thread, applying its strategy to the runs in flight; returns the thread row as it
-    was and the runs the strategy stopped (``interrupt``/``rollback``: each is marked with that action, and
-    the running ones are told through :data:`CANCEL`).
+    was, the runs the strategy stopped (``interrupt``/``rollback``: each is marked with that action, and
+    the running ones are told through :data:`CANCEL`), and the run's row when ``claim_for`` claimed it.
 
     ``reject`` refuses (409) while the thread has a run in flight; ``enqueue`` queues behind them;
     ``interrupt`` and ``rollback`` stop them first. ``prepare(row)`` runs inside the transaction (it may raise
     to refuse the run, e.g. a resume of a thread that is not interrupted). An ``exclusive`` run (one that
     answers an interrupt) is refused while anything is in flight, whatever its strategy: it answers the
-    interrupt pending now, so it cannot wait behind a run that may change it. ``announce=False`` leaves the
-    other processes' workers unwarned: the caller claims the run itself first (and announces it if it cannot)."""
+    interrupt pending now, so it cannot wait behind a run that may change it.
+
+    ``claim_for`` (an owner key) claims the run in the same transaction when the thread is free, for the
+    process that accepted it; otherwise the run waits and the workers are told when it may be claimed."""
     async with pool.connection() as conn, conn.transaction():
         before = await _locked_thread(conn, run, create)
         cur = await conn.execute(
@@ -107,24 +118,32 @@ async def enqueue(
             await conn.execute("UPDATE runs SET cancel_action = %s, updated_at = now() WHERE run_id = ANY(%s::uuid[])",
                                (run.multitask_strategy, ids))  # fmt: skip
             stopped = inflight
-        await conn.execute(
+        claim_now = (claim_for is not None and not inflight and before["current_run_id"] is None
+                     and not run.after_seconds)  # fmt: skip
+        cur = await conn.execute(
             "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
-            "accepted_by, persist_events, webhook, not_before) VALUES (%s, %s, %s, 'pending', %s, %s, %s, %s, %s, "
-            "%s, %s, now() + make_interval(secs => %s))",
-            (run.run_id, run.thread_id, run.assistant_id, run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))),
-             Jsonb(dict(run.metadata)), run.actor, run.accepted_by, run.persist_events, run.webhook,
-             run.after_seconds or 0),
+            "accepted_by, persist_events, webhook, not_before, attempt, owner_key, lease_expires_at, started_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, "
+            "CASE WHEN %s THEN now() + make_interval(secs => %s) END, CASE WHEN %s THEN now() END) RETURNING *",
+            (run.run_id, run.thread_id, run.assistant_id, "running" if claim_now else "pending",
+             run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))), Jsonb(dict(run.metadata)), run.actor,
+             run.accepted_by, run.persist_events, run.webhook, run.after_seconds or 0, 1 if claim_now else 0,
+             claim_for if claim_now else None, claim_now, lease_s, claim_now),
         )  # fmt: skip
+        inserted = await cur.fetchone()
         await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
-            "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s WHERE thread_id = %s",
-            (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), run.thread_id),
-        )
+            "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s, "
+            "status = CASE WHEN %s THEN 'busy' ELSE status END, "
+            "current_run_id = CASE WHEN %s THEN %s::uuid ELSE current_run_id END WHERE thread_id = %s",
+            (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), claim_now,
+             claim_now, run.run_id, run.thread_id),
+        )  # fmt: skip
         for row in stopped:
             if row["status"] == "running":
                 await notify(conn, CANCEL, str(row["run_id"]))
-        if announce:
+        if not claim_now and not inflight:  # claimable now (or at not_before) by any process's workers
             await notify(conn, RUNS, run.run_id)
-    return before, stopped
+    return before, stopped, dict(inserted) if claim_now and inserted is not None else None
 
 
 _CLAIMABLE = """
@@ -164,6 +183,30 @@ async def claim(pool: Pool, owner_key: int, lease_s: float, run_id: str | None =
             (row["run_id"], row["thread_id"]),
         )
     return dict(row)
+
+
+async def finish(
+    pool: Pool, *, run_id: str, thread_id: str, status: str, error: str | None, thread_status: str,
+    interrupts: list[dict[str, Any]], interrupted_at: dt.datetime | None,
+) -> None:  # fmt: skip
+    """Record a run's outcome and release its thread (if the run still holds it); in the same transaction,
+    wake the run's listeners in every process and, when the thread has a run queued next, the workers."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(_LOCK_THREAD, (thread_id,))
+        await conn.execute(
+            "UPDATE runs SET status = %s, error = %s, ended_at = now(), updated_at = now() WHERE run_id = %s",
+            (status, error, run_id),
+        )
+        await conn.execute(
+            "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
+            "updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
+            (thread_status, Jsonb(interrupts), interrupted_at, thread_id, run_id),
+        )
+        await conn.execute(
+            "SELECT pg_notify(%s, %s), CASE WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = %s AND status = "
+            "'pending') THEN pg_notify(%s, %s) END",
+            (EVENTS, run_id, thread_id, RUNS, run_id),
+        )
 
 
 async def renew(pool: Pool, run_ids: Sequence[str], lease_s: float) -> None:
@@ -214,6 +257,7 @@ async def request_cancel(pool: Pool, thread_id: str, run_id: str, action: str) -
 async def drop_pending(pool: Pool, run_id: str, action: str) -> Row | None:
     """End a pending run that never started: ``interrupt`` records it as interrupted, ``rollback`` deletes it."""
     async with pool.connection() as conn, conn.transaction():
+        await conn.execute(_LOCK_THREAD_OF_RUN, (run_id,))
         if action == "rollback":
             cur = await conn.execute("DELETE FROM runs WHERE run_id = %s AND status = 'pending' RETURNING *", (run_id,))
         else:

@@ -83,9 +83,6 @@ async def _follow(
         cursor = item.seq
         yield item
     recorded = False  # whether this run's events are in run_events (then its end is too, just after its status)
-    claiming = next((r.claiming for r in (manager.active.get(run_id),) if r is not None and r.claiming), None)
-    if claiming is not None:  # this process is taking the run: wait for that rather than ask the database
-        await asyncio.shield(claiming)
     while True:
         woken = manager.bus.waiter(run_id)  # before reading, so a notification in between is not lost
         run = manager.local(thread_id, run_id)

@@ -222,30 +222,6 @@ async def lock_thread(conn: AsyncConnection[Any], thread_id: str) -> Row:
 
 # -- claiming and finishing runs ------------------------------------------------------------------------------
 
-async def finish_run(
-    pool: Pool,
-    *,
-    run_id: str,
-    thread_id: str,
-    status: RunStatus,
-    error: str | None,
-    thread_status: ThreadStatus,
-    interrupts: list[dict[str, Any]],
-    interrupted_at: dt.datetime | None,
-) -> None:
-    """Record a run's outcome and release its thread (only if the run still holds it)."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE runs SET status = %s, error = %s, ended_at = now(), updated_at = now() WHERE run_id = %s",
-            (status, error, run_id),
-        )
-        await conn.execute(
-            "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
-            "updated_at = now() WHERE thread_id = %s AND current_run_id = %s",
-            (thread_status, Jsonb(interrupts), interrupted_at, thread_id, run_id),
-        )
-
-
 # -- runs -----------------------------------------------------------------------------------------------------
 
 
