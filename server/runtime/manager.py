@@ -166,7 +166,8 @@ class RunManager:
             secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
             max_attempts=settings.webhook_max_attempts,
         )  # fmt: skip
-        bus.on_runs = lambda _: self._kick.set()
+        self._backlog = True  # runs may be waiting for a free worker (cleared when a claim finds none)
+        bus.on_runs = self._runs_notified
         bus.on_cancel = self._cancel_notified
 
     # -- lookups --------------------------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class RunManager:
             after_seconds=body.after_seconds, webhook=webhook,
         )  # fmt: skip
         run = self._handle(run_id, thread_id, assistant, principal, spec, attempt=1)
+        self.active[run_id] = run  # before it is recorded: a newer run displacing it finds it here
         # spec is recorded as the run's kwargs when the transaction inserts it, after prepare filled it in
         answers = resolving or (command is not None and command.resumes)  # only while the interrupt waits
         here = len(self._executing) < self.settings.workers and not body.after_seconds and not self._closing
@@ -280,9 +282,9 @@ class RunManager:
             )  # fmt: skip
         except BaseException:
             self._executing.discard(run_id)
+            self.active.pop(run_id, None)
             raise
         await self._stop(stopped, body.multitask_strategy)
-        self.active[run_id] = run
         if claimed is not None:
             self._launch(claimed)
         else:  # it waits behind the thread's runs in flight; whoever is free when they end takes it
@@ -309,7 +311,7 @@ class RunManager:
             run_id = str(row["run_id"])
             if row["status"] == "pending":
                 await queue.drop_pending(self.pool, run_id, action)
-            elif (run := self.active.get(run_id)) is not None and run.task is not None:
+            elif (run := self.active.get(run_id)) is not None:
                 self.request_cancel(run, f"stopped by a newer run ({action})", action)
 
     def _prepare_resume(self, row: store.Row, value: Any, principal: Principal, interrupt_id: str | None) -> Any:
@@ -386,6 +388,10 @@ class RunManager:
             asyncio.create_task(self._sweep_forever(), name="run-sweeper"),
         ]
 
+    def _runs_notified(self, _: str) -> None:
+        self._backlog = True
+        self._kick.set()
+
     async def _dispatch_forever(self) -> None:
         while not self._closing:
             self._kick.clear()
@@ -393,6 +399,7 @@ class RunManager:
                 while len(self._executing) < self.settings.workers and not self._closing:
                     row = await queue.claim(self.pool, self.owner_key, self.settings.run_lease_seconds)
                     if row is None:
+                        self._backlog = False
                         break
                     self._launch(row)
             except Exception:
@@ -490,6 +497,8 @@ class RunManager:
         spec = run.spec
         translator = EventTranslator(run.modes, run.stream.publish)
         try:
+            if run.cancel_reason is not None:  # stopped before it started
+                raise asyncio.CancelledError
             async with asyncio.timeout(self.settings.run_timeout_seconds):
                 if spec.get("resolve") is not None:
                     await self._resolve(run, spec["resolve"], self._config(run, row))
@@ -597,10 +606,15 @@ class RunManager:
             await run.writer.close()
         run.done.set()  # listeners elsewhere were woken when the end was recorded (queue.finish)
         self.bus.wake(run.run_id)
+        if self._backlog:  # a worker is free again: take the next queued run now, not at the next poll
+            self._kick.set()
         asyncio.get_running_loop().call_later(self.settings.run_buffer_ttl_seconds, self._evict, run.run_id)
 
     async def _roll_back(self, run: ActiveRun) -> None:
         """``rollback``: the run's checkpoints and its record are removed, as if it never ran."""
+        discard = getattr(self.checkpointer, "discard", None)
+        if discard is not None:  # checkpoints still being saved in the background: wait for them, drop later ones
+            await discard(run.run_id)
         async with self.pool.connection() as conn, conn.transaction():
             removed = await queue.delete_run_checkpoints(conn, run.thread_id, run.run_id)
             await conn.execute("DELETE FROM runs WHERE run_id = %s", (run.run_id,))
@@ -687,9 +701,10 @@ class RunManager:
 
     def request_cancel(self, run: ActiveRun, reason: str, action: str = "interrupt") -> None:
         """Stop the run's graph (a run whose graph already ended is left to record its outcome)."""
-        if run.task is not None and not run.done.is_set() and not run.finishing and run.cancel_reason is None:
+        if not run.done.is_set() and not run.finishing and run.cancel_reason is None:
             run.cancel_reason, run.cancel_action = reason, action
-            run.task.cancel()
+            if run.task is not None:
+                run.task.cancel()  # (not started yet: it stops as it starts, see _execute)
 
     def cancel_soon(self, thread_id: str, run_id: str, reason: str) -> None:
         """Cancel a run whose client went away (``on_disconnect='cancel'``), wherever it executes."""
@@ -708,7 +723,7 @@ class RunManager:
 
     def _cancel_notified(self, run_id: str) -> None:
         run = self.active.get(run_id)
-        if run is None or run.task is None or run.done.is_set():
+        if run is None or run.done.is_set():
             return
 
         async def cancel() -> None:
