@@ -198,13 +198,18 @@ def start_topology(topology: str, workdir: Path, database_url: str, config: Path
     else:
         procs = [serve("a", {"RIMAS_WORKERS": "0"}),
                  spawn("worker", f"{topology}-w", workdir, database_url, config, pool)]  # fmt: skip
+    ready_or_stopped(procs, database_url)
+    return procs
+
+
+def ready_or_stopped(procs: list[Proc], database_url: str) -> None:
+    """Wait until every process is ready; stop them all if one is not."""
     try:
         wait_ready(procs, database_url)
     except BaseException:
         for proc in procs:
             proc.stop()
         raise
-    return procs
 
 
 def clients_for(procs: list[Proc], connections: int) -> list[httpx.AsyncClient]:
@@ -342,12 +347,7 @@ async def kill_check(
     database_url = fresh_database(cluster, "bench_kill")
     lease = {"RIMAS_RUN_LEASE_SECONDS": "2"}
     procs = [spawn("serve", f"kill-{n}", workdir, database_url, config, args.pool, lease) for n in ("a", "b")]
-    try:
-        wait_ready(procs, database_url)
-    except BaseException:
-        for proc in procs:
-            proc.stop()
-        raise
+    ready_or_stopped(procs, database_url)
     victim = procs[1]
     n = args.kill_runs
     clients = clients_for(procs, 64)

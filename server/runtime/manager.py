@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -55,7 +57,6 @@ log = logging.getLogger(__name__)
 
 RunKind = Literal["stream", "wait", "background"]
 _RESERVED_METADATA = ("run_id", "thread_id", "assistant_id", "graph_id", "actor_id", "actor_role")
-_TERMINAL = ("success", "error", "interrupted", "timeout")
 
 
 @dataclass
@@ -160,7 +161,7 @@ class RunManager:
         self._closing = False
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._deliveries: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         self.webhooks = WebhookSettings(
             allowed_hosts=tuple(settings.webhook_hosts),
             secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
@@ -650,9 +651,13 @@ class RunManager:
                 log.info("webhook delivered" if result.ok else "webhook failed",
                          extra={"run_id": run_id, "attempts": result.attempts, "status": result.status})  # fmt: skip
 
-        task = asyncio.create_task(send(), name=f"webhook-{run_id}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        self._spawn(send(), f"webhook-{run_id}")
+
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` in the background, kept referenced until it ends (cancelled at shutdown)."""
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _evict(self, run_id: str) -> None:
         run = self.active.get(run_id)
@@ -695,7 +700,7 @@ class RunManager:
             if run is not None:
                 await run.done.wait()
             row = await store.get_run(self.pool, thread_id, run_id)
-            if row["status"] in _TERMINAL:
+            if row["status"] in store.ENDED:
                 return row
             await self.bus.wait(woken, 1.0)
 
@@ -717,9 +722,7 @@ class RunManager:
             with contextlib.suppress(ApiError):
                 await self.cancel(thread_id, run_id, wait=False)
 
-        task = asyncio.create_task(cancel(), name=f"cancel-{run_id}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        self._spawn(cancel(), f"cancel-{run_id}")
 
     def _cancel_notified(self, run_id: str) -> None:
         run = self.active.get(run_id)
@@ -730,9 +733,7 @@ class RunManager:
             action = await queue.cancel_action(self.pool, run_id) or "interrupt"
             self.request_cancel(run, f"cancelled ({action})", action)
 
-        task = asyncio.create_task(cancel(), name=f"cancel-{run_id}")
-        self._deliveries.add(task)
-        task.add_done_callback(self._deliveries.discard)
+        self._spawn(cancel(), f"cancel-{run_id}")
 
     async def cancel(self, thread_id: str, run_id: str, *, wait: bool, action: str = "interrupt") -> None:
         """Stop a run wherever it executes (a queued one never starts); ``wait`` until it has stopped."""
@@ -786,7 +787,7 @@ class RunManager:
             key = row.get("owner_key")
             if key not in alive:
                 alive[key] = await self._owner_alive(key) and key != self.owner_key
-            lapsed = row.get("lease_expires_at") is None or row["lease_expires_at"] < _now()
+            lapsed = row.get("lease_expires_at") is None or row["lease_expires_at"] < dt.datetime.now(dt.UTC)
             if alive[key] and not lapsed:
                 continue
             recovered += 1
@@ -826,12 +827,7 @@ class RunManager:
             run.task.cancel()  # type: ignore[union-attr]
         if left:
             await asyncio.wait([r.task for r in left if r.task is not None], timeout=10)
-        for task in list(self._deliveries):
+        for task in list(self._background):
             task.cancel()
         log.info("run manager closed", extra={"handed_back": len(left)})
 
-
-def _now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)

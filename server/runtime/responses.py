@@ -102,8 +102,7 @@ async def _follow(
         if rows:
             continue
         try:
-            ended = (await store.get_run(manager.pool, thread_id, run_id))["status"] in ("success", "error",
-                                                                                        "interrupted", "timeout")
+            ended = (await store.get_run(manager.pool, thread_id, run_id))["status"] in store.ENDED
         except ApiError:  # rolled back: its record is gone
             ended = True
         if ended and not await queue.read_events(manager.pool, run_id, cursor, limit=1):

@@ -20,6 +20,7 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 RunStatus = Literal["pending", "running", "success", "error", "interrupted", "timeout"]
 THREAD_STATUSES: tuple[ThreadStatus, ...] = ("idle", "busy", "interrupted", "error")
 RUN_STATUSES: tuple[RunStatus, ...] = ("pending", "running", "success", "error", "interrupted", "timeout")
+ENDED: tuple[RunStatus, ...] = ("success", "error", "interrupted", "timeout")  # a run in these states is over
 THREAD_SORT = ("thread_id", "status", "created_at", "updated_at")
 
 Row = dict[str, Any]
