@@ -10,13 +10,16 @@ and the checkpoint cost.
      in the other process and its events come back through ``run_events`` and LISTEN/NOTIFY.
 
    Every process serves the 5-node test graph ``chain`` (tests/runtime/testgraphs/chain.py) and has its own
-   ``RIMAS_DATA_DIR`` (the Qdrant local-mode lock). After a warm-up round, ``--sequential`` runs one after the
-   other give the latency of a run alone, then one round per ``--runs`` count fires that many concurrent
-   ``POST /threads/{id}/runs/stream`` (one thread each, round-robin over the servers). Per run: the time to
-   the ``metadata`` event, to the first graph event and to ``end``; per round: runs/s (completed runs over the
-   batch's wall time), the errors (non-200 answers, ``error`` events, streams without ``end``), the runs
-   executed twice (``runs.attempt > 1``: should be 0) and the runs whose ``end`` came more than 0.9 s after
-   their last graph event (a follower in another process woken by its 1 s fallback, or queueing under load).
+   ``RIMAS_DATA_DIR`` (the Qdrant local-mode lock). After a warm-up round (``--warmup`` concurrent runs: a process's
+   first burst is slower, about 200 ms more to ``metadata`` at 100 streams, while its allocator, pool and prepared
+   statements warm up), ``--sequential`` runs one after the other give the latency of a run alone, then one round per
+   ``--runs`` count fires that many concurrent ``POST /threads/{id}/runs/stream`` (one thread each, round-robin over
+   the servers). The streams are read by a lean HTTP/1.1 client (``_sse_client.py``): httpx spent more CPU per stream
+   than the server did, on the same two cores. Per run: the time to the ``metadata`` event, to the first graph event
+   and to ``end``; per round: runs/s (completed runs over the batch's wall time), the errors (non-200 answers,
+   ``error`` events, streams without ``end``), the runs executed twice (``runs.attempt > 1``: should be 0) and the
+   runs whose ``end`` came more than 0.9 s after their last graph event (a follower in another process woken by its
+   1 s fallback, or queueing under load).
 2. Kill check (``--kill``, on by default): two ``rimas serve`` with ``RIMAS_RUN_LEASE_SECONDS=2`` take a batch of
    background runs (``POST /threads/{id}/runs``, round-robin; each run waits ``--kill-delay`` s in its first
    node so some are executing). Once a third of them are queued, one server is SIGKILLed and nothing is
@@ -27,14 +30,17 @@ and the checkpoint cost.
    ``InMemorySaver`` and reports the checkpoint overhead per superstep, then concurrent in-process runs with the
    stock saver (an instance lock) and the service's ``PooledPostgresSaver``.
 4. Profile (``--profile N``, 200 by default, 0 turns it off; skipped when the venv has no ``py-spy``): one more
-   ``rimas serve`` executes stream runs one after the other: 100 unsampled, with the CPU time the server, the
-   PostgreSQL processes and this client spent per run (read from /proc), then N under ``py-spy record --gil``
-   (samples of the thread holding the GIL: Python CPU time). Prints the CPU per run, the share of the server's
-   samples by part of a run's path, the functions with the most samples on the stack (cumulative, event-loop
-   plumbing left out, wrappers folded) and at the top (self). The collapsed stacks stay in bench/out/.
+   ``rimas serve`` executes stream runs, ``--profile-batch`` at a time (1: one after the other): 100 unsampled, with
+   the CPU time the server, the PostgreSQL processes and this client spent per run (read from /proc), then N under
+   ``py-spy record --gil`` (samples of the thread holding the GIL: Python CPU time). Prints the CPU per run, the
+   share of the server's samples by part of a run's path, the functions with the most samples on the stack
+   (cumulative, event-loop plumbing left out, wrappers folded) and at the top (self). The collapsed stacks stay in
+   bench/out/.
 
 Figures, not pass/fail. ``python bench/bench_runs.py [--runs 100,500] [--topologies one,two,split] [--no-kill]
-[--fast] [--profile 0]``; a JSON copy of the figures goes to bench/out/bench_runs.json.
+[--fast] [--profile 0] [--profile-batch 100]``; a JSON copy of the figures goes to bench/out/bench_runs.json.
+``--against URL`` runs only the rounds against a server someone else started (any version serving ``chain``
+with auth off): the way to compare two versions on one machine in one session.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +64,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from _sse_client import StreamError, stream_events
 from _timing import free_port, summary_ms
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -221,25 +229,23 @@ def clients_for(procs: list[Proc], connections: int) -> list[httpx.AsyncClient]:
 
 
 async def one_run(client: httpx.AsyncClient, thread_id: str) -> dict[str, Any]:
-    started = time.perf_counter()
+    """One stream run through the lean client (the httpx client gives only its base URL)."""
     first = first_graph = last_graph = None
     events: list[str] = []
-    status = 0
+
+    def seen(name: str, now: float) -> None:
+        nonlocal first, first_graph, last_graph
+        first = first if first is not None else now
+        if name not in ("metadata", "end", "error"):
+            first_graph = first_graph if first_graph is not None else now
+            last_graph = now
+        events.append(name)
+
+    started = time.perf_counter()
     try:
-        async with client.stream("POST", f"/threads/{thread_id}/runs/stream", json=STREAM_BODY) as response:
-            status = response.status_code
-            async for line in response.aiter_lines():
-                if not line.startswith("event: "):
-                    continue
-                name = line[7:]
-                now = time.perf_counter() - started
-                first = first if first is not None else now
-                if name not in ("metadata", "end", "error"):
-                    first_graph = first_graph if first_graph is not None else now
-                    last_graph = now
-                events.append(name)
-    except httpx.HTTPError as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        status = await stream_events(str(client.base_url), f"/threads/{thread_id}/runs/stream", STREAM_BODY, seen)
+    except StreamError as exc:
+        return {"ok": False, "error": str(exc)}
     done = time.perf_counter() - started
     ok = status == 200 and events[-1:] == ["end"] and "error" not in events and events[:1] == ["metadata"]
     return {
@@ -263,7 +269,7 @@ async def create_threads(clients: list[httpx.AsyncClient], ids: list[str]) -> in
 
 
 async def measure_round(
-    clients: list[httpx.AsyncClient], database_url: str, runs: int, label: str, *, concurrent: bool = True
+    clients: list[httpx.AsyncClient], database_url: str | None, runs: int, label: str, *, concurrent: bool = True
 ) -> dict[str, Any]:
     """``runs`` stream runs, all at once or one after the other, round-robin over the servers."""
     ids = [f"{label}-{i}" for i in range(runs)]
@@ -274,14 +280,15 @@ async def measure_round(
     else:
         results = [await one_run(clients[i % len(clients)], t) for i, t in enumerate(ids)]
     wall = time.perf_counter() - started
-    async with await psycopg.AsyncConnection.connect(database_url, **CONNECTION_KWARGS) as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FILTER (WHERE attempt > 1) AS twice, count(*) FILTER (WHERE status <> 'success') "
-            "AS not_success, count(*) AS rows FROM runs WHERE thread_id LIKE %s",
-            (f"{label}-%",),
-        )
-        row = await cur.fetchone()
-    assert row is not None
+    row: dict[str, Any] = {"twice": -1, "not_success": -1, "rows": -1}  # -1: not known (--against)
+    if database_url is not None:
+        async with await psycopg.AsyncConnection.connect(database_url, **CONNECTION_KWARGS) as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FILTER (WHERE attempt > 1) AS twice, count(*) FILTER (WHERE status <> 'success') "
+                "AS not_success, count(*) AS rows FROM runs WHERE thread_id LIKE %s",
+                (f"{label}-%",),
+            )
+            row = await cur.fetchone() or row
     good = [r for r in results if r["ok"]]
     return {
         "runs": runs,
@@ -312,21 +319,28 @@ async def topology_rounds(
     ready_s = time.perf_counter() - started
     clients = clients_for(procs, max([*args.runs, args.warmup]) + 10)
     try:
-        warmup = await measure_round(clients, database_url, args.warmup, f"{topology}-warm") if args.warmup else None
-        rounds = []
-        if args.sequential:
-            rounds.append(
-                await measure_round(clients, database_url, args.sequential, f"{topology}-seq", concurrent=False)
-            )
-        for i, n in enumerate(args.runs):
-            rounds.append(await measure_round(clients, database_url, n, f"{topology}-r{i}-{n}"))
+        rounds = await run_rounds(clients, database_url, topology, args)
     finally:
         for client in clients:
             await client.aclose()
         for proc in procs:
             proc.stop()
-    return {"topology": TOPOLOGIES[topology], "processes": len(procs), "ready_s": round(ready_s, 2),
-            "warmup": warmup, "rounds": rounds}  # fmt: skip
+    return {"topology": TOPOLOGIES[topology], "processes": len(procs), "ready_s": round(ready_s, 2), **rounds}
+
+
+async def run_rounds(
+    clients: list[httpx.AsyncClient], database_url: str | None, label: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The warm-up, the sequential round and one concurrent round per ``--runs`` count."""
+    warmup = await measure_round(clients, database_url, args.warmup, f"{label}-warm") if args.warmup else None
+    rounds = []
+    if args.sequential:
+        rounds.append(
+            await measure_round(clients, database_url, args.sequential, f"{label}-seq", concurrent=False)
+        )
+    for i, n in enumerate(args.runs):
+        rounds.append(await measure_round(clients, database_url, n, f"{label}-r{i}-{n}"))
+    return {"warmup": warmup, "rounds": rounds}
 
 
 # -- kill check -----------------------------------------------------------------------------------------------
@@ -566,13 +580,22 @@ def start_py_spy(pid: int, rate: int) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+async def _runs_in_batches(clients: list[httpx.AsyncClient], ids: list[str], batch: int) -> list[dict[str, Any]]:
+    """Stream runs on ``ids``, ``batch`` at a time (1: one after the other)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        results += await asyncio.gather(*(one_run(clients[i % len(clients)], tid) for i, tid in enumerate(chunk)))
+    return results
+
+
 async def profile(cluster: EmbeddedPostgres, workdir: Path, config: Path, args: argparse.Namespace) -> dict[str, Any]:
-    """``args.profile`` stream runs, one at a time, against one server sampled by py-spy."""
+    """``args.profile`` stream runs, ``args.profile_batch`` at a time, against one server sampled by py-spy."""
     if not PY_SPY.exists():
         return {"skipped": f"{PY_SPY} not installed (pip install py-spy)"}
     database_url = fresh_database(cluster, "bench_profile")
     procs = start_topology("one", workdir, database_url, config, args.pool)
-    clients = clients_for(procs, 8)
+    clients = clients_for(procs, max(8, args.profile_batch))
     n, baseline_runs = args.profile, 100
     try:
         await create_threads(clients, [f"prof-{i}" for i in range(n + 20 + baseline_runs)])
@@ -581,8 +604,7 @@ async def profile(cluster: EmbeddedPostgres, workdir: Path, config: Path, args: 
         server, postgres = [procs[0].popen.pid], postgres_pids(cluster)
         cpu_before = (cpu_seconds(server), cpu_seconds(postgres), time.process_time())
         started = time.perf_counter()  # the same runs unsampled: CPU per run of each party, and py-spy's cost
-        for i in range(baseline_runs):
-            await one_run(clients[0], f"prof-{n + 20 + i}")
+        await _runs_in_batches(clients, [f"prof-{n + 20 + i}" for i in range(baseline_runs)], args.profile_batch)
         baseline = time.perf_counter() - started
         cpu_after = (cpu_seconds(server), cpu_seconds(postgres), time.process_time())
         cpu_ms = {
@@ -598,7 +620,7 @@ async def profile(cluster: EmbeddedPostgres, workdir: Path, config: Path, args: 
                 break
             await asyncio.sleep(0.05)
         started = time.perf_counter()
-        results = [await one_run(clients[0], f"prof-{i}") for i in range(n)]
+        results = await _runs_in_batches(clients, [f"prof-{i}" for i in range(n)], args.profile_batch)
         elapsed = time.perf_counter() - started
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=60)
@@ -616,6 +638,7 @@ async def profile(cluster: EmbeddedPostgres, workdir: Path, config: Path, args: 
         own[top] += count
     return {
         "runs": n,
+        "batch": args.profile_batch,
         "errors": sum(1 for r in results if not r["ok"]),
         "ms_per_run": round(elapsed * 1000 / n, 2),
         "ms_per_run_unsampled": round(baseline * 1000 / baseline_runs, 2),
@@ -692,13 +715,16 @@ async def saver_concurrency(database_url: str, config: Path, runs: int) -> dict[
 # -- report ---------------------------------------------------------------------------------------------------
 
 
+def _pace(batch: int) -> str:
+    return "one at a time" if batch == 1 else f"{batch} at a time"
+
+
 def _pair(figure: dict[str, float]) -> str:
     return f"{figure['p50_ms']:>7.1f} /{figure['p95_ms']:>7.1f}"
 
 
-def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"Concurrent SSE runs of the 5-node chain graph ({report['postgres']}, {report['cpu_count']} CPUs); "
-          "times in ms, p50 / p95")  # fmt: skip
+def print_rounds(report: dict[str, Any]) -> None:
+    """The table of rounds, one line per round of each topology."""
     header = (f"{'topology':<9}{'runs':>5}  {'metadata':^15}  {'first graph ev.':^15}  {'completion':^15}  "
               f"{'runs/s':>7}{'errors':>7}{'twice':>6}{'late end':>9}")  # fmt: skip
     print(header)
@@ -714,8 +740,14 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     for name, topo in report["topologies"].items():
         print(f"  {name}: {topo['topology']}; ready in {topo['ready_s']} s")
         for r in topo["rounds"]:
-            if r["errors"] or r["rows_not_success"]:
+            if r["errors"] or r["rows_not_success"] > 0:
                 print(f"    {r['runs']} runs: {r['rows_not_success']} rows not success; errors: {r['error_samples']}")
+
+
+def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"Concurrent SSE runs of the 5-node chain graph ({report['postgres']}, {report['cpu_count']} CPUs); "
+          "times in ms, p50 / p95")  # fmt: skip
+    print_rounds(report)
     kill = report.get("kill")
     if kill:
         k = kill
@@ -759,7 +791,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     elif prof:
         p, c = prof, prof["cpu_ms_per_run_unsampled"]
         print(
-            f"Profile: {p['runs']} stream runs one at a time under py-spy --gil ({p['rate_hz']} Hz): "
+            f"Profile: {p['runs']} stream runs {_pace(p['batch'])} under py-spy --gil ({p['rate_hz']} Hz): "
             f"{p['ms_per_run']} ms a run sampled, {p['ms_per_run_unsampled']} ms unsampled ({p['errors']} errors)"
         )
         print(
@@ -792,13 +824,27 @@ def _topologies(text: str) -> list[str]:
     return names
 
 
+async def against(args: argparse.Namespace) -> None:
+    """``--against URL``: the rounds against a server started by someone else (to compare versions)."""
+    client = httpx.AsyncClient(base_url=args.against, timeout=120,
+                               limits=httpx.Limits(max_connections=max([*args.runs, args.warmup]) + 10))  # fmt: skip
+    label = f"against-{uuid.uuid4().hex[:8]}"
+    try:
+        rounds = await run_rounds([client], None, label, args)
+    finally:
+        await client.aclose()
+    report = {"topologies": {"against": {"topology": args.against, "processes": 1, "ready_s": 0, **rounds}}}
+    print_rounds(report)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=_counts, default=[100, 500], help="concurrent runs per round (default 100,500)")
     parser.add_argument("--topologies", type=_topologies, default=list(TOPOLOGIES),
                         help="one,two,split (default all three)")  # fmt: skip
     parser.add_argument("--sequential", type=int, default=30, help="runs one at a time per topology (30; 0: none)")
-    parser.add_argument("--warmup", type=int, default=20, help="runs of the warm-up round per topology (default 20)")
+    parser.add_argument("--warmup", type=int, default=100,
+                        help="concurrent runs of the warm-up round per topology (default 100)")
     parser.add_argument("--kill", action=argparse.BooleanOptionalAction, default=True, help="kill check (default on)")
     parser.add_argument("--kill-runs", type=int, default=200, help="background runs of the kill check (default 200)")
     parser.add_argument("--kill-delay", type=float, default=0.5, help="seconds each kill-check run waits (0.5)")
@@ -807,8 +853,18 @@ async def main() -> None:
     parser.add_argument("--invocations", type=int, default=50, help="sequential runs per saver (default 50)")
     parser.add_argument("--pool", type=int, default=10, help="database pool size per process (default 10)")
     parser.add_argument("--profile", type=int, default=200, help="stream runs sampled with py-spy (200; 0: off)")
+    parser.add_argument(
+        "--profile-batch",
+        type=int,
+        default=1,
+        help="profiled runs started at once (1: one after the other; 100: CPU under load)",
+    )
     parser.add_argument("--fast", action="store_true", help="PostgreSQL with fsync/synchronous_commit off")
+    parser.add_argument("--against", metavar="URL", help="only the rounds, against a server already running at URL "
+                        "(any version that serves the chain graph, auth off; nothing read from its database)")
     args = parser.parse_args()
+    if args.against:
+        return await against(args)
 
     began = time.perf_counter()
     report: dict[str, Any] = {

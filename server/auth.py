@@ -56,9 +56,10 @@ def authenticate(request: Request, settings: Settings) -> Principal:
 
 
 def require(role: Role):
-    """Dependency that authenticates the caller and demands at least ``role``."""
+    """Dependency that authenticates the caller and demands at least ``role`` (a coroutine: FastAPI would run
+    a plain function in its thread pool, a thread hop per request for a few dictionary look-ups)."""
 
-    def dependency(request: Request) -> Principal:
+    async def dependency(request: Request) -> Principal:
         principal = authenticate(request, get_settings_from(request))
         if not principal.has(role):
             raise HTTPException(403, f"this endpoint needs the {role} role; your key has {principal.role}")

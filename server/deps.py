@@ -1,4 +1,5 @@
-"""FastAPI dependency aliases for the service's shared resources."""
+"""FastAPI dependency aliases for the service's shared resources (coroutines: they only read ``app.state``, and
+FastAPI runs plain functions in its thread pool)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ from server.resources import Resources
 from server.settings import Settings
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_pool(request: Request) -> AsyncConnectionPool[Any]:
-    return get_resources(request).pool
+async def get_pool(request: Request) -> AsyncConnectionPool[Any]:
+    pool: AsyncConnectionPool[Any] = request.app.state.resources.pool
+    return pool
 
 
 ResourcesDep = Annotated[Resources, Depends(get_resources)]

@@ -26,6 +26,7 @@ from rag.policy import get_policy
 from rag.service import KnowledgeBase
 from server.checkpointer import PooledPostgresSaver
 from server.db import Database, connect, open_pool
+from server.heap import freeze_startup_heap
 from server.migrate import migrate
 from server.qdrant import open_qdrant
 from server.runtime import Runtime
@@ -80,6 +81,7 @@ class Resources:
         except BaseException:
             await resources.close()
             raise
+        freeze_startup_heap()
         return resources
 
     async def close(self) -> None:

@@ -10,7 +10,7 @@ from server.errors import ApiError
 from server.runtime.core import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime = getattr(request.app.state.resources, "runtime", None)
     if not isinstance(runtime, Runtime):
         raise ApiError(503, "unavailable", "the graph runtime is not running")

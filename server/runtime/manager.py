@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class ActiveRun:
     finishing: bool = False
     task: asyncio.Task[None] | None = None
     writer: EventWriter | None = None
+    queued_at: float = field(default_factory=time.monotonic)
 
     @property
     def executing(self) -> bool:
@@ -179,6 +181,11 @@ class RunManager:
         except KeyError:
             known = ", ".join(self.registry) or "none"
             raise ApiError(404, "not_found", f"assistant {assistant_id!r} not found; served: {known}") from None
+
+    def queued_here(self, run_id: str) -> bool:
+        """Whether this process queued the run and has not seen it start (nothing of it is recorded yet)."""
+        run = self.active.get(run_id)
+        return run is not None and not run.executing and run.status == "pending" and not run.done.is_set()
 
     def local(self, thread_id: str, run_id: str) -> ActiveRun | None:
         """The run if this process executes it (or did, recently)."""
@@ -312,6 +319,7 @@ class RunManager:
             run_id = str(row["run_id"])
             if row["status"] == "pending":
                 await queue.drop_pending(self.pool, run_id, action)
+                self.active.pop(run_id, None)
             elif (run := self.active.get(run_id)) is not None:
                 self.request_cancel(run, f"stopped by a newer run ({action})", action)
 
@@ -663,6 +671,7 @@ class RunManager:
         run = self.active.get(run_id)
         if run is not None and run.done.is_set():
             del self.active[run_id]
+
     @staticmethod
     def _result(
         values: dict[str, Any] | None, pending: list[dict[str, Any]], status: str, error: str | None
@@ -743,6 +752,7 @@ class RunManager:
             raise ApiError(409, "conflict", f"run {run_id} already ended with status {ended['status']}")
         if row["status"] == "pending":
             await queue.drop_pending(self.pool, run_id, action)
+            self.active.pop(run_id, None)
             return
         run = self.local(thread_id, run_id)
         if run is not None:
@@ -800,9 +810,18 @@ class RunManager:
                                f"the run's worker stopped {row['attempt']} times (RIMAS_RUN_MAX_ATTEMPTS)")  # fmt: skip
         return recovered
 
+    def _forget_queued(self) -> None:
+        """Drop the handles of runs queued here that no worker here took within the buffer TTL (they ran
+        elsewhere, were dropped, or still wait: whoever claims them later adopts them from their record)."""
+        horizon = time.monotonic() - self.settings.run_buffer_ttl_seconds
+        for run_id, run in list(self.active.items()):
+            if not run.executing and run.queued_at < horizon and run_id not in self._executing:
+                del self.active[run_id]
+
     async def _sweep_forever(self) -> None:
         while not self._closing:
             await asyncio.sleep(max(self.settings.run_lease_seconds / 2, 0.5))
+            self._forget_queued()
             try:
                 if await self.recover_orphans():
                     self._kick.set()
@@ -830,4 +849,3 @@ class RunManager:
         for task in list(self._background):
             task.cancel()
         log.info("run manager closed", extra={"handed_back": len(left)})
-

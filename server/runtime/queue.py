@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.types.json import Jsonb
 
 from server.errors import ApiError
@@ -61,9 +61,18 @@ async def notify(conn: AsyncConnection[Any], channel: str, payload: str) -> None
     await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
 
 
-async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) -> Row:
-    cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
-    row = await cur.fetchone()
+_INFLIGHT = (
+    "SELECT run_id, status FROM runs WHERE thread_id = %s AND status IN ('pending', 'running') "
+    "ORDER BY created_at, run_id"
+)
+
+
+async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) -> tuple[Row, list[Row]]:
+    """The thread's row, locked, and its runs in flight read once the lock is held (both statements go out
+    together: in a pipeline the second runs after the first got the lock, with a snapshot of its own)."""
+    locked = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+    runs = await conn.execute(_INFLIGHT, (run.thread_id,))
+    row = await locked.fetchone()
     if row is None:
         if not create:
             raise ApiError(404, "not_found", f"thread {run.thread_id} not found; create it or pass "
@@ -73,10 +82,11 @@ async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) 
             "ON CONFLICT (thread_id) DO NOTHING",
             (run.thread_id, run.actor, run.assistant_id, Jsonb({})),
         )
-        cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
-        row = await cur.fetchone()
+        locked = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
+        runs = await conn.execute(_INFLIGHT, (run.thread_id,))
+        row = await locked.fetchone()
         assert row is not None
-    return dict(row)
+    return dict(row), [dict(r) for r in await runs.fetchall()]
 
 
 async def enqueue(
@@ -95,55 +105,60 @@ async def enqueue(
 
     ``claim_for`` (an owner key) claims the run in the same transaction when the thread is free, for the
     process that accepted it; otherwise the run waits and the workers are told when it may be claimed."""
-    async with pool.connection() as conn, conn.transaction():
-        before = await _locked_thread(conn, run, create)
-        cur = await conn.execute(
-            "SELECT run_id, status FROM runs WHERE thread_id = %s AND status IN ('pending', 'running') "
-            "ORDER BY created_at, run_id",
-            (run.thread_id,),
-        )
-        inflight = [dict(r) for r in await cur.fetchall()]
-        if inflight and exclusive:
-            raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
-                           "an answer to an interrupt needs the thread waiting at it")  # fmt: skip
-        if inflight and run.multitask_strategy == "reject":
-            raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
-                           "multitask_strategy 'reject' refuses a second run (wait for it, cancel it, or send "
-                           "multitask_strategy 'enqueue', 'interrupt' or 'rollback')")  # fmt: skip
-        if prepare is not None:
-            await prepare(before)
-        stopped: list[Row] = []
-        if inflight and run.multitask_strategy in ("interrupt", "rollback"):
-            ids = [str(r["run_id"]) for r in inflight]
-            await conn.execute("UPDATE runs SET cancel_action = %s, updated_at = now() WHERE run_id = ANY(%s::uuid[])",
-                               (run.multitask_strategy, ids))  # fmt: skip
-            stopped = inflight
-        claim_now = (claim_for is not None and not inflight and before["current_run_id"] is None
-                     and not run.after_seconds)  # fmt: skip
-        cur = await conn.execute(
-            "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
-            "accepted_by, persist_events, webhook, not_before, attempt, owner_key, lease_expires_at, started_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, "
-            "CASE WHEN %s THEN now() + make_interval(secs => %s) END, CASE WHEN %s THEN now() END) RETURNING *",
-            (run.run_id, run.thread_id, run.assistant_id, "running" if claim_now else "pending",
-             run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))), Jsonb(dict(run.metadata)), run.actor,
-             run.accepted_by, run.persist_events, run.webhook, run.after_seconds or 0, 1 if claim_now else 0,
-             claim_for if claim_now else None, claim_now, lease_s, claim_now),
-        )  # fmt: skip
-        inserted = await cur.fetchone()
-        await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
-            "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s, "
-            "status = CASE WHEN %s THEN 'busy' ELSE status END, "
-            "current_run_id = CASE WHEN %s THEN %s::uuid ELSE current_run_id END WHERE thread_id = %s",
-            (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), claim_now,
-             claim_now, run.run_id, run.thread_id),
-        )  # fmt: skip
-        for row in stopped:
-            if row["status"] == "running":
-                await notify(conn, CANCEL, str(row["run_id"]))
-        if not claim_now and not inflight:  # claimable now (or at not_before) by any process's workers
-            await notify(conn, RUNS, run.run_id)
-    return before, stopped, dict(inserted) if claim_now and inserted is not None else None
+    # pipelined: the lock and the runs in flight in one round trip, the writes and the commit in another
+    async with pool.connection() as conn, conn.pipeline():
+        async with conn.transaction():
+            before, stopped, inserted = await _enqueue(conn, run, create, prepare, exclusive, claim_for, lease_s)
+        row = await inserted.fetchone() if inserted is not None else None
+    return before, stopped, dict(row) if row is not None else None
+
+
+async def _enqueue(
+    conn: AsyncConnection[Any], run: NewRun, create: bool, prepare: Prepare | None, exclusive: bool,
+    claim_for: int | None, lease_s: float,
+) -> tuple[Row, list[Row], AsyncCursor[Any] | None]:  # fmt: skip
+    """:func:`enqueue`'s transaction; returns the cursor of the inserted row when the run was claimed."""
+    before, inflight = await _locked_thread(conn, run, create)
+    if inflight and exclusive:
+        raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
+                       "an answer to an interrupt needs the thread waiting at it")  # fmt: skip
+    if inflight and run.multitask_strategy == "reject":
+        raise ApiError(409, "thread_busy", f"thread {run.thread_id} has run {inflight[0]['run_id']} in flight; "
+                       "multitask_strategy 'reject' refuses a second run (wait for it, cancel it, or send "
+                       "multitask_strategy 'enqueue', 'interrupt' or 'rollback')")  # fmt: skip
+    if prepare is not None:
+        await prepare(before)
+    stopped: list[Row] = []
+    if inflight and run.multitask_strategy in ("interrupt", "rollback"):
+        ids = [str(r["run_id"]) for r in inflight]
+        await conn.execute("UPDATE runs SET cancel_action = %s, updated_at = now() WHERE run_id = ANY(%s::uuid[])",
+                           (run.multitask_strategy, ids))  # fmt: skip
+        stopped = inflight
+    claim_now = (claim_for is not None and not inflight and before["current_run_id"] is None
+                 and not run.after_seconds)  # fmt: skip
+    cur = await conn.execute(
+        "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
+        "accepted_by, persist_events, webhook, not_before, attempt, owner_key, lease_expires_at, started_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, "
+        "CASE WHEN %s THEN now() + make_interval(secs => %s) END, CASE WHEN %s THEN now() END) RETURNING *",
+        (run.run_id, run.thread_id, run.assistant_id, "running" if claim_now else "pending",
+         run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))), Jsonb(dict(run.metadata)), run.actor,
+         run.accepted_by, run.persist_events, run.webhook, run.after_seconds or 0, 1 if claim_now else 0,
+         claim_for if claim_now else None, claim_now, lease_s, claim_now),
+    )  # fmt: skip
+    await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
+        "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s, "
+        "status = CASE WHEN %s THEN 'busy' ELSE status END, "
+        "current_run_id = CASE WHEN %s THEN %s::uuid ELSE current_run_id END WHERE thread_id = %s",
+        (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), claim_now,
+         claim_now, run.run_id, run.thread_id),
+    )  # fmt: skip
+    for row in stopped:
+        if row["status"] == "running":
+            await notify(conn, CANCEL, str(row["run_id"]))
+    if not claim_now and not inflight:  # claimable now (or at not_before) by any process's workers
+        await notify(conn, RUNS, run.run_id)
+    return before, stopped, cur if claim_now else None
 
 
 _CLAIMABLE = """
@@ -190,8 +205,9 @@ async def finish(
     interrupts: list[dict[str, Any]], interrupted_at: dt.datetime | None,
 ) -> None:  # fmt: skip
     """Record a run's outcome and release its thread (if the run still holds it); in the same transaction,
-    wake the run's listeners in every process and, when the thread has a run queued next, the workers."""
-    async with pool.connection() as conn, conn.transaction():
+    wake the run's listeners in every process and, when the thread has a run queued next, the workers (all
+    in one round trip: nothing is read back)."""
+    async with pool.connection() as conn, conn.pipeline(), conn.transaction():
         await conn.execute(_LOCK_THREAD, (thread_id,))
         await conn.execute(
             "UPDATE runs SET status = %s, error = %s, ended_at = now(), updated_at = now() WHERE run_id = %s",
@@ -308,13 +324,20 @@ async def write_events(pool: Pool, run_id: str, events: Sequence[tuple[int, str,
         await notify(conn, EVENTS, run_id)
 
 
-async def read_events(pool: Pool, run_id: str, after: int, limit: int = 500) -> list[Row]:
+async def poll_events(
+    pool: Pool, thread_id: str, run_id: str, after: int, limit: int = 500
+) -> tuple[list[Row], str | None]:
+    """The run's recorded events after ``after`` and its status (None: no such run), read in one snapshot."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT seq, event, data FROM run_events WHERE run_id = %s AND seq > %s ORDER BY seq LIMIT %s",
-            (run_id, after, limit),
-        )
-        return [dict(r) for r in await cur.fetchall()]
+            "SELECT (SELECT status FROM runs WHERE run_id = %s AND thread_id = %s) AS status, e.seq, e.event, e.data "
+            "FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT seq, event, data FROM run_events WHERE run_id = %s "
+            "AND seq > %s ORDER BY seq LIMIT %s) AS e ON true ORDER BY e.seq",
+            (run_id, thread_id, run_id, after, limit),
+        )  # fmt: skip
+        rows = await cur.fetchall()
+    status = rows[0]["status"] if rows else None
+    return [{"seq": r["seq"], "event": r["event"], "data": r["data"]} for r in rows if r["seq"] is not None], status
 
 
 async def last_seq(pool: Pool, run_id: str) -> int:

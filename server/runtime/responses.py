@@ -16,7 +16,6 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from server.errors import ApiError
 from server.runtime import queue, store
 from server.runtime.manager import ActiveRun, RunManager
 from server.runtime.serde import dumps
@@ -83,6 +82,7 @@ async def _follow(
         cursor = item.seq
         yield item
     recorded = False  # whether this run's events are in run_events (then its end is too, just after its status)
+    quiet = False  # the last wait passed without news of a run queued here: nothing new can be recorded
     while True:
         woken = manager.bus.waiter(run_id)  # before reading, so a notification in between is not lost
         run = manager.local(thread_id, run_id)
@@ -90,30 +90,30 @@ async def _follow(
             async for item in run.stream.listen(cursor, modes):
                 yield item
             return
-        rows = await queue.read_events(manager.pool, run_id, cursor)
-        for row in rows:
-            recorded = True
-            cursor = row["seq"]
-            item = StreamEvent(row["seq"], row["event"], row["data"])
-            if modes is None or item.event in CONTROL_EVENTS or item.mode in modes:
-                yield item
-            if item.event == "end":
-                return
-        if rows:
-            continue
-        try:
-            ended = (await store.get_run(manager.pool, thread_id, run_id))["status"] in store.ENDED
-        except ApiError:  # rolled back: its record is gone
-            ended = True
-        if ended and not await queue.read_events(manager.pool, run_id, cursor, limit=1):
-            if recorded:  # its writer records the end right after the status: give it a moment
-                recorded = False
-                await manager.bus.wait(woken, 2.0)
+        if not quiet:
+            rows, status = await queue.poll_events(manager.pool, thread_id, run_id, cursor)
+            for row in rows:
+                recorded = True
+                cursor = row["seq"]
+                item = StreamEvent(row["seq"], row["event"], row["data"])
+                if modes is None or item.event in CONTROL_EVENTS or item.mode in modes:
+                    yield item
+                if item.event == "end":
+                    return
+            if rows:
                 continue
-            async for item in _final(manager, thread_id, run_id, cursor, modes):
-                yield item
-            return
-        await manager.bus.wait(woken, 1.0)
+            if status is None or status in store.ENDED:  # ended (or rolled back: its record is gone)
+                if recorded:  # its writer records the end right after the status: give it a moment
+                    recorded = False
+                    await manager.bus.wait(woken, 2.0)
+                    continue
+                async for item in _final(manager, thread_id, run_id, cursor, modes):
+                    yield item
+                return
+        # queued here and waiting for a worker: its claim here, or its first events elsewhere, wake us
+        queued = manager.queued_here(run_id)
+        await manager.bus.wait(woken, 5.0 if queued else 1.0)
+        quiet = queued and not woken.is_set() and not quiet  # still, every other wait reads the records
 
 
 async def _final(
