@@ -32,6 +32,8 @@ from server.qdrant import open_qdrant
 from server.runtime import Runtime
 from server.seed import database_is_empty, seed_database
 from server.settings import Settings
+from tools import deps as tool_deps
+from tools.deps import ToolDeps
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,10 @@ class Resources:
             extra={"database": database.kind, "seconds": round(time.perf_counter() - started, 2)},
         )
         resources = cls(settings, database, pool, checkpointer, qdrant, knowledge, models)
+        tool_deps.install(ToolDeps(  # the tools that graphs and routes share run on these
+            pool=pool, policy=get_policy(), knowledge=knowledge, knowledge_lock=resources.knowledge_lock,
+            models={name: status.model for name, status in models.items() if status.model is not None},
+        ))  # fmt: skip
         try:
             resources.runtime = await Runtime.open(settings, url, pool, checkpointer)
         except BaseException:
@@ -85,6 +91,7 @@ class Resources:
         return resources
 
     async def close(self) -> None:
+        tool_deps.install(None)
         if self.runtime is not None:
             try:
                 await self.runtime.close()
