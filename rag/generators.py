@@ -95,6 +95,22 @@ def carriers(policy: Policy, args: list[str]) -> str:
     return _table(["carrier", "mode", "promised transit", "on-time target", "max parcel weight"], rows)
 
 
+def international_carriers(policy: Policy, args: list[str]) -> str:
+    rows = []
+    for carrier in policy.international.carriers:
+        base = f"international.carriers.{carrier.id}"
+        rows.append([
+            f"{{{{ {base}.name }}}}",
+            f"{{{{ {base}.mode }}}}",
+            f"{{{{ {base}.regions | list }}}}",
+            f"{{{{ {base}.transit_days }}}} days",
+            f"{{{{ {base}.on_time_target_pct | pct }}}}",
+            f"{{{{ {base}.max_weight_kg }}}} kg",
+        ])
+    header = ["carrier", "mode", "destinations", "promised transit", "on-time target", "max parcel weight"]
+    return _table(header, rows)
+
+
 def carrier_matrix(policy: Policy, args: list[str]) -> str:
     rows = []
     for mode in policy.shipping.modes:
@@ -169,6 +185,7 @@ TABLES: dict[str, Generator] = {
     "approval": approval,
     "action_roles": action_roles,
     "carriers": carriers,
+    "international_carriers": international_carriers,
     "carrier_matrix": carrier_matrix,
     "upgrade_paths": upgrade_paths,
     "warehouses": warehouses,

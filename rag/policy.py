@@ -2,20 +2,24 @@
 
 One versioned YAML file (``rag/content/policy.yaml``) holds every business number: severity
 thresholds and escalators, refund tiers, store credit, approval authority per role, the carrier
-matrix and SLAs, warehouse SLAs, communication rules and planning limits. ``tools/`` guardrails read
-their limits through :func:`get_policy`; the policy documents are rendered from the same object.
+matrix and SLAs, warehouse SLAs, communication rules and planning limits, and (since 1.1.0) item
+issues, cancellations, returns, fraud review, lost parcels, delivery attempts, international
+shipping, peak season, post-incident reports, guaranteed dates and large refund copies. ``tools/``
+guardrails read their limits through :func:`get_policy`; the policy documents are rendered from the
+same object.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).parent / "content" / "policy.yaml"
 POLICY_ENV_VAR = "RIMAS_POLICY_FILE"
@@ -29,6 +33,8 @@ Channel = Literal["email", "sms"]
 SEVERITY_RANK: dict[str, int] = {"none": 0, "info": 1, "warning": 2, "critical": 3}
 ROLES: tuple[Role, ...] = ("viewer", "operator", "approver", "admin")
 IMPORTANCES: tuple[Importance, ...] = ("high", "medium", "low")
+ISSUES: tuple[str, ...] = ("damaged", "wrong_item", "defective")
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]  # team and route names: finance_team, loss_prevention
 
 
 class PolicyError(ValueError):
@@ -455,6 +461,168 @@ class PlanningPolicy(_Model):
     budget_priority: tuple[str, ...] = Field(min_length=1)
 
 
+# --------------------------------------------------------------------------- returns, item issues, fraud
+
+
+class ItemIssuePolicy(_Model):
+    """Damaged, defective and wrong items: report windows (days from delivery) and how they are resolved."""
+
+    damaged_report_days: int = Field(ge=1)
+    wrong_item_report_days: int = Field(ge=1)
+    defective_report_days: int = Field(ge=1)
+    photo_required_over_usd: float = Field(ge=0)
+    keep_item_under_usd: float = Field(ge=0)
+    replacement_dispatch_hours: int = Field(ge=1)
+
+    def report_window_days(self, issue: str) -> int:
+        """Days after delivery within which an issue (damaged, wrong_item, defective) may be reported."""
+        name = _match_name(issue, ISSUES, "issue")
+        return cast(int, getattr(self, f"{name}_report_days"))
+
+
+class CancellationPolicy(_Model):
+    """Orders the customer cancels before dispatch (our own cancellations are an approval action)."""
+
+    self_service_hours: int = Field(ge=1)
+    min_role: Role
+    refund_within_hours: int = Field(ge=1)
+
+
+class ClearanceRule(_Model):
+    exchange_within_days: int = Field(ge=1)
+
+
+class PersonalisedRule(_Model):
+    cancel_within_hours: int = Field(ge=1)
+    remake_within_days: int = Field(ge=1)
+
+
+class ReturnsPolicy(_Model):
+    window_days: int = Field(ge=1)
+    clearance: ClearanceRule
+    personalised: PersonalisedRule
+
+    @model_validator(mode="after")
+    def _exchange_inside_window(self) -> ReturnsPolicy:
+        if self.clearance.exchange_within_days > self.window_days:
+            raise ValueError("clearance.exchange_within_days: must not exceed window_days")
+        return self
+
+
+class FraudReviewPolicy(_Model):
+    refund_requests_over: int = Field(ge=1)
+    window_days: int = Field(ge=1)
+    review_within_hours: int = Field(ge=1)
+    reviewer: Name
+
+    def needs_review(self, requests_in_window: int) -> bool:
+        """True when a customer's refund requests within the window exceed the limit."""
+        return requests_in_window > self.refund_requests_over
+
+
+# --------------------------------------------------------------------------- delivery exceptions
+
+
+class LostParcelPolicy(_Model):
+    no_scan_days: int = Field(ge=1)
+    investigation_days: int = Field(ge=1)
+    reship_within_hours: int = Field(ge=1)
+    max_reships_per_order: int = Field(ge=0)
+
+
+class DeliveryAttemptPolicy(_Model):
+    free_attempts: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
+    redelivery_fee_usd: float = Field(ge=0)
+    pickup_hold_days: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _attempts(self) -> DeliveryAttemptPolicy:
+        if self.max_attempts < self.free_attempts:
+            raise ValueError("max_attempts: must not be below free_attempts")
+        return self
+
+    def fee_usd(self, attempt: int) -> float:
+        """What the customer pays for the ``attempt``-th delivery attempt (1 = the first)."""
+        if not 1 <= attempt <= self.max_attempts:
+            raise ValueError(f"attempt: must be from 1 to {self.max_attempts}, got {attempt}")
+        return 0.0 if attempt <= self.free_attempts else self.redelivery_fee_usd
+
+
+class InternationalCarrier(Carrier):
+    regions: tuple[str, ...] = Field(min_length=1)
+
+
+class InternationalPolicy(_Model):
+    carriers: tuple[InternationalCarrier, ...] = Field(min_length=1)
+    duties_paid_by: Literal["customer", "retailer"]
+    max_order_value_usd: float = Field(gt=0)
+    customs_hold_escalate_days: int = Field(ge=1)
+
+    def carriers_for(self, region: str) -> list[InternationalCarrier]:
+        """International carriers serving a destination region (case-insensitive), fastest first."""
+        wanted = region.strip().lower()
+        found = [c for c in self.carriers if wanted in (r.lower() for r in c.regions)]
+        return sorted(found, key=lambda c: c.transit_days)
+
+
+def _day_of_year(value: str) -> str:
+    """Validate a date in the year written as ``15 November`` (day, then the month's full name)."""
+    try:
+        parsed = datetime.strptime(f"{value.strip()} 2000", "%d %B %Y")  # a leap year: 29 February is allowed
+    except ValueError:
+        raise ValueError(f"{value!r} is not a day and month such as '15 November'") from None
+    return f"{parsed.day} {parsed.strftime('%B')}"
+
+
+DayOfYear = Annotated[str, AfterValidator(_day_of_year)]
+
+
+class PeakSeasonPolicy(_Model):
+    starts: DayOfYear
+    ends: DayOfYear
+    extra_processing_hours: int = Field(ge=0)
+    promise_buffer_days: int = Field(ge=0)
+    returns_until: DayOfYear
+    returns_block: str
+    overflow_block: str
+
+    @model_validator(mode="after")
+    def _distinct(self) -> PeakSeasonPolicy:
+        if self.starts == self.ends:
+            raise ValueError("ends: must differ from starts")
+        if self.returns_block == self.overflow_block:
+            raise ValueError("overflow_block: must differ from returns_block (returns would compete with overflow)")
+        return self
+
+
+# --------------------------------------------------------------------------- incidents, guarantees, copies
+
+
+class PostIncidentPolicy(_Model):
+    required_for_priorities: tuple[str, ...] = Field(min_length=1)
+    due_within_hours: int = Field(ge=1)
+    review_within_days: int = Field(ge=1)
+    author: Name
+    reviewer: Name
+
+
+class GuaranteedDeliveryPolicy(_Model):
+    modes: tuple[str, ...] = Field(min_length=1)
+    shipping_refund_pct: float = Field(gt=0, le=100)
+    claim_within_days: int = Field(ge=1)
+    misses_over: int = Field(ge=0)
+
+
+class LargeRefundCopies(_Model):
+    over_usd: float = Field(gt=0)
+    copy_to: tuple[Name, ...] = Field(min_length=1)
+
+    def recipients(self, refund_usd: float) -> tuple[str, ...]:
+        """Who is blind-copied on the confirmation of a refund of this amount (none at or below the limit)."""
+        return self.copy_to if refund_usd > self.over_usd else ()
+
+
 # --------------------------------------------------------------------------- the policy
 
 
@@ -476,6 +644,17 @@ class Policy(_Model):
     communication: CommunicationPolicy
     escalation: EscalationPolicy
     planning: PlanningPolicy
+    item_issues: ItemIssuePolicy
+    cancellations: CancellationPolicy
+    returns: ReturnsPolicy
+    fraud_review: FraudReviewPolicy
+    lost_parcels: LostParcelPolicy
+    delivery_attempts: DeliveryAttemptPolicy
+    international: InternationalPolicy
+    peak_season: PeakSeasonPolicy
+    post_incident: PostIncidentPolicy
+    guaranteed_delivery: GuaranteedDeliveryPolicy
+    large_refund_copies: LargeRefundCopies
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Policy:
@@ -519,7 +698,45 @@ class Policy(_Model):
         for tier in tiers_partial:
             if not rng.min <= tier.refund_pct <= rng.max:
                 raise ValueError(f"refunds.tiers.{tier.name}.refund_pct: outside partial_refund_pct")
+        self._check_additions()
         return self
+
+    def _check_additions(self) -> None:
+        """Cross-section rules of the sections added in 1.1.0."""
+        automation_refund = self.approval.amount_limits["refund"].limit(self.approval.automation_role)
+        if self.item_issues.keep_item_under_usd > automation_refund:
+            raise ValueError(
+                "item_issues.keep_item_under_usd: above the automation limit for refund (an item not collected "
+                "is refunded without a person seeing it)"
+            )
+        if self.large_refund_copies.over_usd < automation_refund:
+            raise ValueError(
+                "large_refund_copies.over_usd: below the automation limit for refund (a copied refund must be "
+                "one a person approved)"
+            )
+        domestic = {c.id for c in self.carriers}
+        seen: set[str] = set()
+        for i, carrier in enumerate(self.international.carriers):
+            if carrier.id in domestic or carrier.id in seen:
+                raise ValueError(f"international.carriers[{i}].id: {carrier.id!r} is already a carrier id")
+            seen.add(carrier.id)
+            if carrier.mode not in self.shipping.modes:
+                raise ValueError(f"international.carriers[{i}].mode: must be one of {', '.join(self.shipping.modes)}")
+        for field in ("returns_block", "overflow_block"):
+            block = getattr(self.peak_season, field)
+            if block not in self.warehouses.blocks:
+                raise ValueError(
+                    f"peak_season.{field}: unknown block {block!r}; allowed: {', '.join(self.warehouses.blocks)}"
+                )
+        for i, priority in enumerate(self.post_incident.required_for_priorities):
+            if priority not in self.escalation.response_targets:
+                raise ValueError(
+                    f"post_incident.required_for_priorities[{i}]: unknown priority {priority!r}; "
+                    f"allowed: {', '.join(self.escalation.response_targets)}"
+                )
+        for i, mode in enumerate(self.guaranteed_delivery.modes):
+            if mode not in self.shipping.modes:
+                raise ValueError(f"guaranteed_delivery.modes[{i}]: must be one of {', '.join(self.shipping.modes)}")
 
     def carrier(self, carrier_id: str) -> Carrier:
         for carrier in self.carriers:

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg_pool import AsyncConnectionPool
 from qdrant_client import QdrantClient
@@ -81,6 +82,7 @@ class Resources:
         tool_deps.install(ToolDeps(  # the tools that graphs and routes share run on these
             pool=pool, policy=get_policy(), knowledge=knowledge, knowledge_lock=resources.knowledge_lock,
             models={name: status.model for name, status in models.items() if status.model is not None},
+            llm=chat_model(settings),
         ))  # fmt: skip
         try:
             resources.runtime = await Runtime.open(settings, url, pool, checkpointer)
@@ -105,6 +107,14 @@ class Resources:
             finally:
                 await asyncio.to_thread(self.database.stop)
         log.info("resources closed")
+
+
+def chat_model(settings: Settings) -> ChatOpenAI | None:
+    """The LLM policies' chat model (any OpenAI-compatible server); None without a key: deterministic only."""
+    if settings.openai_api_key is None:
+        return None
+    return ChatOpenAI(api_key=settings.openai_api_key, base_url=settings.openai_base_url, model=settings.llm_model,
+                      timeout=settings.llm_timeout_seconds, max_retries=1)  # fmt: skip
 
 
 def _open_knowledge(qdrant: QdrantClient, settings: Settings) -> KnowledgeBase:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         description="Any OpenAI-compatible server (vLLM, Ollama, llama.cpp).",
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model name used by the LLM policies.")
+    llm_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="Seconds an LLM call may take before its policy falls back to the rules."
+    )
     embedding_model: str = Field(
         "text-embedding-3-small", description="OpenAI embedding model (used only when OPENAI_API_KEY is set)."
     )

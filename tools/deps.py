@@ -33,6 +33,8 @@ class ToolDeps:
     # Qdrant local mode is not thread-safe: knowledge-base calls (run in threads) hold this lock
     knowledge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     models: dict[str, Any] = field(default_factory=dict)
+    # the chat model of the LLM policies (a LangChain chat model); None = deterministic policies only
+    llm: Any | None = None
 
 
 _installed: ToolDeps | None = None

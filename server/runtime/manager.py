@@ -195,11 +195,12 @@ class RunManager:
     # -- admitting ------------------------------------------------------------------------------------------
 
     async def start(
-        self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None
-    ) -> ActiveRun:
+        self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None,
+        within: queue.Within | None = None,
+    ) -> ActiveRun:  # fmt: skip
         """Check the request and queue the run (raises ApiError 404/409/422/403 before anything is recorded);
         this process executes it at once when it has a free worker. ``interrupt_id`` makes a resume answer
-        that interrupt only (409 if it is no longer pending)."""
+        that interrupt only (409 if it is no longer pending); ``within(conn)`` commits with the run's row."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
         assistant = self.registry.get(body.assistant_id)
@@ -286,7 +287,7 @@ class RunManager:
         try:  # a free thread's run is claimed by this process in the same transaction (it streams from memory)
             _, stopped, claimed = await queue.enqueue(
                 self.pool, new, create=body.if_not_exists == "create", prepare=prepare, exclusive=answers,
-                claim_for=self.owner_key if here else None, lease_s=self.settings.run_lease_seconds,
+                claim_for=self.owner_key if here else None, lease_s=self.settings.run_lease_seconds, within=within,
             )  # fmt: skip
         except BaseException:
             self._executing.discard(run_id)

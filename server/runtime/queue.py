@@ -29,6 +29,7 @@ CANCEL = "rimas_cancel"
 EVENTS = "rimas_events"
 Strategy = Literal["reject", "enqueue", "interrupt", "rollback"]
 Prepare = Callable[[Row], Awaitable[None]]
+Within = Callable[[AsyncConnection[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) 
 
 async def enqueue(
     pool: Pool, run: NewRun, *, create: bool, prepare: Prepare | None = None, exclusive: bool = False,
-    claim_for: int | None = None, lease_s: float = 30.0,
+    claim_for: int | None = None, lease_s: float = 30.0, within: Within | None = None,
 ) -> tuple[Row, list[Row], Row | None]:
     """Queue ``run`` on its thread, applying its strategy to the runs in flight; returns the thread row as it
     was, the runs the strategy stopped (``interrupt``/``rollback``: each is marked with that action, and
@@ -104,11 +105,15 @@ async def enqueue(
     interrupt pending now, so it cannot wait behind a run that may change it.
 
     ``claim_for`` (an owner key) claims the run in the same transaction when the thread is free, for the
-    process that accepted it; otherwise the run waits and the workers are told when it may be claimed."""
+    process that accepted it; otherwise the run waits and the workers are told when it may be claimed.
+    ``within(conn)`` writes what must commit with the run, or raises to refuse it (e.g. a deviation that
+    already has its thread)."""
     # pipelined: the lock and the runs in flight in one round trip, the writes and the commit in another
     async with pool.connection() as conn, conn.pipeline():
         async with conn.transaction():
             before, stopped, inserted = await _enqueue(conn, run, create, prepare, exclusive, claim_for, lease_s)
+            if within is not None:
+                await within(conn)
         row = await inserted.fetchone() if inserted is not None else None
     return before, stopped, dict(row) if row is not None else None
 

@@ -49,6 +49,10 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
     assert registry["tiny"].description == "d"
 
 
+def _absolute(target: str) -> str:
+    return str(REPO / target) if _is_path(target) else target
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -167,10 +171,7 @@ def test_every_test_graph_module_exposes_build_graph_and_its_studio_graph(tmp_pa
     ids=["missing-studio-attribute", "missing-file"],
 )
 def test_the_repository_file_plus_a_broken_entry_is_refused(tmp_path: Path, source: str | None, expected: str) -> None:
-    graphs = {
-        assistant_id: str(REPO / value) if _is_path(value.split(":")[0]) else value
-        for assistant_id, value in json.loads(REPO_CONFIG.read_text())["graphs"].items()
-    }
+    graphs = {e.assistant_id: f"{_absolute(e.target)}:{e.attr}" for e in read_entries(REPO_CONFIG)}
     if source is not None:
         (tmp_path / "broken.py").write_text(source)
     config = write_langgraph_json(tmp_path, {**graphs, "broken": "./broken.py:graph"})

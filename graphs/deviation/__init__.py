@@ -1,0 +1,1 @@
+"""The ``deviation`` workflow: score, assess, supervisor, specialists, guardrails, approval, execute, record."""
