@@ -1,4 +1,4 @@
-"""The ``rimas`` command: serve the API, migrate, seed, and the ML / knowledge commands.
+"""The ``rimas`` command: serve the API, migrate, seed, the ML / knowledge commands and the evaluations.
 
 Every command that needs the database starts the embedded PostgreSQL when ``DATABASE_URL`` is unset (or
 reuses the one a running server started) and stops it again if it started it.
@@ -10,12 +10,14 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -25,6 +27,9 @@ from rag.cli import add_commands as add_rag_commands
 from server.db import connect, running_database
 from server.logs import configure_logging
 from server.settings import Settings, get_settings, is_loopback
+
+if TYPE_CHECKING:
+    from graphs.deviation.evaluation import EvaluationReport, Scenario
 
 log = logging.getLogger("rimas")
 
@@ -167,6 +172,84 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _evaluate_deviations(
+    settings: Settings, url: str, scenarios: list[Scenario], *, use_llm: bool
+) -> tuple[EvaluationReport, str]:
+    """Run the deviation evaluation on the database at ``url`` with the configured knowledge base (an in-memory copy
+    of the policy documents when another process holds the local Qdrant folder); returns the report and which
+    knowledge base was used."""
+    from qdrant_client import QdrantClient
+
+    from graphs.deviation.evaluation import run_evaluation
+    from rag.embeddings import make_embedder
+    from rag.policy import get_policy
+    from rag.service import KnowledgeBase
+    from server.db import open_pool
+    from server.qdrant import QdrantLockedError, open_qdrant
+    from server.resources import chat_model
+    from tools import deps as tool_deps
+    from tools.deps import ToolDeps
+
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    embedder = make_embedder(api_key, settings.openai_base_url, settings.embedding_model)
+    try:
+        client = await asyncio.to_thread(open_qdrant, settings)
+        where = f"Qdrant server {settings.qdrant_url}" if settings.qdrant_url else "Qdrant local mode (RIMAS_DATA_DIR)"
+    except QdrantLockedError as exc:
+        client = QdrantClient(":memory:")
+        where = f"an in-memory copy of the policy documents ({exc})"
+    try:
+        knowledge = KnowledgeBase(client, embedder, policy=get_policy())
+        await asyncio.to_thread(knowledge.ensure_collections)
+        await asyncio.to_thread(knowledge.ingest_policy_documents)
+        pool = await open_pool(url, settings)
+        try:
+            tool_deps.install(ToolDeps(pool=pool, policy=get_policy(), knowledge=knowledge,
+                                       llm=chat_model(settings) if use_llm else None))  # fmt: skip
+            return await run_evaluation(scenarios), where
+        finally:
+            tool_deps.install(None)
+            await pool.close()
+    finally:
+        await asyncio.to_thread(client.close)
+
+
+def cmd_eval_deviation(args: argparse.Namespace) -> int:
+    """``rimas eval deviation``: the labelled deviation scenarios through the real graph; 1 when routing or actions
+    are under 95 % or a policy violation happened, 2 when the scenario file is unusable."""
+    from graphs.deviation.evaluation import ScenarioError, format_report, load_scenarios
+    from server.migrate import migrate
+
+    settings = get_settings()
+    try:
+        scenarios = load_scenarios(Path(args.scenarios) if args.scenarios else None)
+    except ScenarioError as exc:
+        sys.stderr.write(f"rimas eval deviation: {exc}\n")
+        return 2
+    with running_database(settings) as url:
+        with connect(url) as conn:
+            migrate(conn)
+        report, knowledge = asyncio.run(_evaluate_deviations(settings, url, scenarios, use_llm=not args.deterministic))
+    database = describe_database(settings)
+    if args.json:
+        _out(json.dumps({"database": database, "knowledge_base": knowledge, **report.to_dict()}, indent=2))
+    else:
+        _out(f"database: {database}\nknowledge base: {knowledge}\n")
+        _out(format_report(report))
+    return 0 if report.passed else 1
+
+
+def _eval_commands(sub: Any) -> Any:
+    """The sub-parsers of ``rimas eval`` (registered by ``eval retrieval``, or made here)."""
+    parser = sub.choices.get("eval") or sub.add_parser("eval", help="evaluations")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    nested = parser.add_subparsers(dest="eval_command", metavar="WHAT")
+    nested.required = True
+    return nested
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -199,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ml_commands(sub, open_seeded_db, lambda: describe_database(get_settings()))
     add_rag_commands(sub)
+    deviation = _eval_commands(sub).add_parser(
+        "deviation",
+        help="routing, action and approval accuracy of the deviation workflow on its labelled scenarios",
+        description="Run every labelled scenario (graphs/deviation/scenarios.yaml) through the deviation graph on the "
+        "configured database and knowledge base, stopping at approvals, and compare the specialists sent, the "
+        "actions proposed and the approval asked for with the labels; executed actions are re-judged by the "
+        "guardrails. Exit 1 when routing or actions are under 95 % or a policy violation happened.",
+    )
+    deviation.add_argument("--json", action="store_true", help="print the full report as JSON instead of a table")
+    deviation.add_argument("--scenarios", metavar="PATH", help="scenario file (default: the packaged suite)")
+    deviation.add_argument("--deterministic", action="store_true",
+                           help="route with the rules even when OPENAI_API_KEY configures the LLM supervisor")
+    deviation.set_defaults(func=cmd_eval_deviation)
     return parser
 
 

@@ -43,7 +43,9 @@ def rule_plan(state: Mapping[str, Any], policy: Policy) -> dict[str, Any]:
     elif days_late >= policy.carrier_selection.claim_after_days_late:
         chosen["shipment"] = (f"the parcel is {days_late} days late, past the carrier claim threshold of "
                               f"{policy.carrier_selection.claim_after_days_late} days")  # fmt: skip
-    if policy.communication.channels_for(severity):
+    care_calls = int(order.get("customer_care_calls") or 0)
+    called_often = care_calls > policy.escalation.care_calls_over
+    if policy.communication.channels_for(severity) and not called_often:  # else a person calls them back
         chosen["customer"] = (f"a {severity} deviation is communicated to the customer "
                               f"({', '.join(policy.communication.channels_for(severity))})")  # fmt: skip
     paid = str(order.get("payment_status") or "") in policy.refunds.eligible_payment_status
@@ -51,10 +53,10 @@ def rule_plan(state: Mapping[str, Any], policy: Policy) -> dict[str, Any]:
         chosen["payment"] = f"the order is paid and {days_late} day(s) late: compensation is due under the refund tiers"
     elif paid and severity_at_least(severity, policy.store_credit.goodwill.min_severity) and status in NOT_DELIVERED:
         chosen["payment"] = "a paid order with a critical deviation still in transit qualifies for goodwill credit"
-    care_calls = int(order.get("customer_care_calls") or 0)
-    if care_calls > policy.escalation.care_calls_over:
+    if called_often:
         chosen["escalation"] = (f"{care_calls} customer care calls, more than the policy's "
-                                f"{policy.escalation.care_calls_over}")  # fmt: skip
+                                f"{policy.escalation.care_calls_over}: the care lead takes the customer over, "
+                                "no more automated messages")  # fmt: skip
     elif "warehouse" in reasons and "cluster" in reasons:
         chosen["escalation"] = "critical deviations cluster in the order's warehouse block: management is told"
     elif severity == "critical" and ("order value" in reasons or "anomal" in reasons):

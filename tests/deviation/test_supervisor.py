@@ -38,7 +38,7 @@ def test_rules_pick_specialists_from_severity_status_payment_and_history() -> No
     assert late["specialists"] == ["shipment", "customer", "payment"]  # carrier claim after 2 days; refund tier
 
     calls = rule_plan(state(order={"customer_care_calls": 6}), policy)
-    assert "escalation" in calls["specialists"]
+    assert calls["specialists"] == ["shipment", "payment", "escalation"]  # a person calls back: no automated message
     assert any("6 customer care calls" in r for r in calls["rationale"])
 
     info = rule_plan(state(severity="info", order={"payment_status": "pending"}), policy)
