@@ -5,7 +5,8 @@ The thread id is derived from the deviation (``deviation-<id>``), and the deviat
 (``thread_id``, status ``in_progress``) in the same transaction that queues the run, so a deviation gets its
 thread at most once even when two processes (or a retried request) try at the same moment, and a crash
 between the two cannot leave one without the other. Concurrency is bounded by the run queue's workers: a
-batch of hundreds of critical deviations becomes hundreds of queued runs that the workers take in turn.
+batch of hundreds of critical deviations becomes hundreds of queued runs that the workers take in turn, at a
+lower priority than the runs people wait on, so an approver's decision does not queue behind the batch.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from server.runtime.schemas import RunCreate
 log = logging.getLogger(__name__)
 
 ASSISTANT = "deviation"
+BACKGROUND = -1
+"""Queue priority of the threads started here: below the runs people wait on (a decision, a chat question)."""
 
 
 class AlreadyStarted(Exception):
@@ -70,7 +73,7 @@ async def start_deviation_threads(runtime: Runtime | None, deviation_ids: Sequen
             metadata={"deviation_id": deviation_id, "started_by": actor},
         )  # fmt: skip
         try:
-            await runtime.manager.start(thread_id, body, principal, "background", within=claim)
+            await runtime.manager.start(thread_id, body, principal, "background", within=claim, priority=BACKGROUND)
         except AlreadyStarted:
             continue
         started.append(thread_id)

@@ -196,11 +196,12 @@ class RunManager:
 
     async def start(
         self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None,
-        within: queue.Within | None = None,
+        within: queue.Within | None = None, priority: int = 0,
     ) -> ActiveRun:  # fmt: skip
         """Check the request and queue the run (raises ApiError 404/409/422/403 before anything is recorded);
         this process executes it at once when it has a free worker. ``interrupt_id`` makes a resume answer
-        that interrupt only (409 if it is no longer pending); ``within(conn)`` commits with the run's row."""
+        that interrupt only (409 if it is no longer pending); ``within(conn)`` commits with the run's row;
+        ``priority`` below 0 lets the runs people wait on go first (runs the system starts by itself)."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
         assistant = self.registry.get(body.assistant_id)
@@ -275,7 +276,7 @@ class RunManager:
             run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id, graph_id=assistant.graph_id,
             multitask_strategy=body.multitask_strategy, kwargs=spec, metadata=to_jsonable(metadata),
             actor=principal.id, accepted_by=self.owner_key, persist_events=body.stream_resumable,
-            after_seconds=body.after_seconds, webhook=webhook,
+            after_seconds=body.after_seconds, webhook=webhook, priority=priority,
         )  # fmt: skip
         run = self._handle(run_id, thread_id, assistant, principal, spec, attempt=1)
         self.active[run_id] = run  # before it is recorded: a newer run displacing it finds it here

@@ -48,6 +48,7 @@ class NewRun:
     persist_events: bool
     after_seconds: float | None = None
     webhook: str | None = None
+    priority: int = 0  # workers take higher priorities first (system-started runs are below 0)
 
 
 # Transactions that change a thread's runs and its row lock the thread first (enqueue does, under its
@@ -143,13 +144,13 @@ async def _enqueue(
                  and not run.after_seconds)  # fmt: skip
     cur = await conn.execute(
         "INSERT INTO runs (run_id, thread_id, assistant_id, status, multitask_strategy, kwargs, metadata, actor, "
-        "accepted_by, persist_events, webhook, not_before, attempt, owner_key, lease_expires_at, started_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, "
-        "CASE WHEN %s THEN now() + make_interval(secs => %s) END, CASE WHEN %s THEN now() END) RETURNING *",
+        "accepted_by, persist_events, webhook, not_before, attempt, owner_key, lease_expires_at, started_at, "
+        "priority) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now() + make_interval(secs => %s), %s, %s, "
+        "CASE WHEN %s THEN now() + make_interval(secs => %s) END, CASE WHEN %s THEN now() END, %s) RETURNING *",
         (run.run_id, run.thread_id, run.assistant_id, "running" if claim_now else "pending",
          run.multitask_strategy, Jsonb(to_jsonable(dict(run.kwargs))), Jsonb(dict(run.metadata)), run.actor,
          run.accepted_by, run.persist_events, run.webhook, run.after_seconds or 0, 1 if claim_now else 0,
-         claim_for if claim_now else None, claim_now, lease_s, claim_now),
+         claim_for if claim_now else None, claim_now, lease_s, claim_now, run.priority),
     )  # fmt: skip
     await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
         "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s, "
@@ -174,7 +175,7 @@ WHERE r.status = 'pending' AND r.not_before <= now() AND r.cancel_action IS NULL
                   AND (e.status = 'running'
                        OR (e.status = 'pending' AND (e.created_at, e.run_id) < (r.created_at, r.run_id))))
   {only}
-ORDER BY r.created_at, r.run_id
+ORDER BY r.priority DESC, r.created_at, r.run_id
 LIMIT 1
 FOR UPDATE OF r, t SKIP LOCKED
 """

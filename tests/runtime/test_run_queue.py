@@ -233,3 +233,33 @@ async def test_stream_resumable_records_the_events_for_replay_anywhere(api: Api)
         recorded = {r["run_id"]: r["events"] for r in await cur.fetchall()}
     assert recorded[kept["run_id"]] == ["metadata"] + ["updates"] * 5 + ["end"]
     assert plain["run_id"] not in recorded  # executed where it was accepted: its listeners read memory
+
+
+async def test_a_run_people_wait_on_goes_before_queued_background_runs(
+    settings_factory: Callable[..., Any], database_url: str, tmp_path: Path
+) -> None:
+    """One worker, busy; three background runs (priority -1, as the deviation auto-start queues them) wait; a run
+    queued after them at the default priority is the next one taken."""
+    from server.auth import Principal
+    from server.runtime.schemas import RunCreate
+
+    settings = settings_factory(database_url=database_url, seed_on_start=False, api_keys=API_KEYS, workers=1,
+                                langgraph_config=write_langgraph_json(tmp_path))  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        manager = app.state.resources.runtime.manager
+        system = Principal(id="system:auto-start", role="operator")
+
+        def body(content: str) -> RunCreate:
+            return RunCreate(assistant_id="slow_chat", if_not_exists="create", **second(content))
+
+        busy = await manager.start("prio-busy", body(SLOW), system, "background")
+        background = [await manager.start(f"prio-bg-{i}", body(f"bg {i}"), system, "background", priority=-1)
+                      for i in range(3)]  # fmt: skip
+        person = await manager.start("prio-person", body("a person waits"), system, "background")
+        for run in (busy, *background, person):
+            await manager.result(run.thread_id, run.run_id)
+        async with app.state.resources.pool.connection() as conn:
+            cur = await conn.execute("SELECT thread_id FROM runs WHERE thread_id LIKE 'prio-%' ORDER BY started_at")
+            order = [r["thread_id"] for r in await cur.fetchall()]
+    assert order == ["prio-busy", "prio-person", "prio-bg-0", "prio-bg-1", "prio-bg-2"]
