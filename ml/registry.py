@@ -30,7 +30,7 @@ import pandas as pd
 from ml.errors import InputError
 
 METADATA_FILE = "metadata.json"
-MODEL_NAMES = ("delay", "demand")
+MODEL_NAMES = ("delay", "demand", "anomaly")
 
 
 @dataclass(frozen=True)

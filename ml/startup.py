@@ -1,11 +1,12 @@
 """Loading the models when the server starts, training them from the seeded data when none is stored.
 
-:func:`ensure_models` is called once at start-up. For each model (``delay``, ``demand``) it loads the latest
-stored version; when there is none (or it cannot be read) and training is allowed, it trains one from the
-given loaders, stores it and loads it; otherwise it reports the model as missing with the reason. Training
-from the demo seed (about 20k orders and 550k daily sales rows) takes well under a minute on two cores: the
-delay model trains on all labelled orders; the demand model uses the last 364 days as training targets,
-capped at 120k rows by a seeded sample, and at most 300 boosting rounds per quantile.
+:func:`ensure_models` is called once at start-up. For each model (``delay``, ``demand``, ``anomaly``) it loads
+the latest stored version; when there is none (or it cannot be read) and training is allowed, it trains one
+from the given loaders, stores it and loads it; otherwise it reports the model as missing with the reason.
+Training from the demo seed (about 20k orders and 550k daily sales rows) takes well under a minute on two
+cores: the delay model trains on all labelled orders; the demand model uses the last 364 days as training
+targets, capped at 120k rows by a seeded sample, and at most 300 boosting rounds per quantile; the anomaly
+detector (an isolation forest, about a second) uses the same orders as the delay model, loaded once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Literal
 
 import pandas as pd
 
+from ml.anomaly import AnomalyModel, AnomalyTrainConfig, save_anomaly, train_anomaly
 from ml.delay.artifacts import save_delay
 from ml.delay.model import DelayModel
 from ml.delay.train import DelayTrainConfig, train_delay
@@ -42,7 +44,7 @@ class ModelStatus:
 
     name: str
     status: StatusName
-    model: DelayModel | DemandModel | None = None
+    model: DelayModel | DemandModel | AnomalyModel | None = None
     version: str | None = None
     reason: str | None = None
     seconds: float | None = None
@@ -69,15 +71,24 @@ def ensure_models(
     severity_thresholds: Mapping[str, float] | None = None,
     demand_horizon: int = SERVER_DEMAND_HORIZON,
 ) -> dict[str, ModelStatus]:
-    """Load (or train, then load) the delay and demand models; return a status per model name."""
+    """Load (or train, then load) the delay, demand and anomaly models; return a status per model name."""
     out: dict[str, ModelStatus] = {}
+    loaded: list[pd.DataFrame] = []
+
+    def orders() -> pd.DataFrame:  # the delay and anomaly models train on the same orders: load them once
+        if not loaded:
+            loaded.append(load_orders())
+        return loaded[0]
 
     def make_delay() -> DelayModel:
         return DelayModel(severity_thresholds=severity_thresholds)
 
     def train_delay_now() -> None:
-        trained = train_delay(load_orders(), startup_delay_config(), source="seeded database (orders)")
+        trained = train_delay(orders(), startup_delay_config(), source="seeded database (orders)")
         save_delay(trained, models_dir)
+
+    def train_anomaly_now() -> None:
+        save_anomaly(train_anomaly(orders(), AnomalyTrainConfig(), source="seeded database (orders)"), models_dir)
 
     def train_demand_now() -> None:
         trained = train_demand(load_sales(), startup_demand_config(demand_horizon),
@@ -86,6 +97,7 @@ def ensure_models(
 
     out["delay"] = _ensure("delay", models_dir, make_delay, train_delay_now, train_if_missing)
     out["demand"] = _ensure("demand", models_dir, DemandModel, train_demand_now, train_if_missing)
+    out["anomaly"] = _ensure("anomaly", models_dir, AnomalyModel, train_anomaly_now, train_if_missing)
     for status in out.values():
         log.info("model %s: %s %s%s", status.name, status.status, status.version or "",
                  f" ({status.reason})" if status.reason else "")
@@ -95,7 +107,7 @@ def ensure_models(
 def _ensure(
     name: str,
     models_dir: str | Path,
-    make: Callable[[], DelayModel | DemandModel],
+    make: Callable[[], DelayModel | DemandModel | AnomalyModel],
     train: Callable[[], None],
     train_if_missing: bool,
 ) -> ModelStatus:

@@ -37,6 +37,19 @@ def thread_id_for(deviation_id: str) -> str:
     return f"deviation-{deviation_id}"
 
 
+async def riskiest_first(pool: Any, deviation_ids: Sequence[str]) -> list[str]:
+    """``deviation_ids`` ordered as their threads should start: the highest delay probability first, then the
+    largest order value (the queue takes runs of one priority oldest first, so this is the order they run in)."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT d.deviation_id::text AS id FROM deviations d LEFT JOIN predictions p ON p.order_id = d.order_id "
+            "WHERE d.deviation_id = ANY(%s::uuid[]) "
+            "ORDER BY d.delay_probability DESC NULLS LAST, p.order_value DESC NULLS LAST, d.deviation_id",
+            (list(deviation_ids),),
+        )
+        return [r["id"] for r in await cur.fetchall()]
+
+
 def _claimer(deviation_id: str, thread_id: str) -> Within:
     """Mark the deviation started by this thread, in the run's transaction; refuse when it already has one."""
 

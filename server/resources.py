@@ -3,8 +3,8 @@
 Start-up order: database (embedded or external) -> migrations + checkpointer tables -> demo seed when the
 database is empty -> models (latest stored versions, trained from the seeded data when missing) ->
 connection pool -> checkpointer -> Qdrant + knowledge base (policy file validated, policy documents
-ingested when changed) -> graph runtime. Shutdown releases them in reverse order, so a SIGTERM'd server
-stops its embedded PostgreSQL.
+ingested when changed) -> graph runtime -> scoring runner (batch jobs, event micro-batches). Shutdown
+releases them in reverse order, so a SIGTERM'd server stops its embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from server.heap import freeze_startup_heap
 from server.migrate import migrate
 from server.qdrant import open_qdrant
 from server.runtime import Runtime
+from server.scoring_jobs import ScoringJobs, ScoringSettings
 from server.seed import database_is_empty, seed_database
 from server.settings import Settings
 from tools import deps as tool_deps
@@ -52,6 +53,7 @@ class Resources:
     models: dict[str, ModelStatus]
     started_at: float = field(default_factory=time.time)
     runtime: Runtime | None = None
+    scoring: ScoringJobs | None = None  # batch jobs and the event micro-batcher (server.scoring_jobs)
     # Qdrant local mode is not thread-safe: knowledge-base calls (run in threads) take this lock.
     knowledge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -89,16 +91,20 @@ class Resources:
         except BaseException:
             await resources.close()
             raise
+        resources.scoring = ScoringJobs(pool, ScoringSettings(), resources.runtime)
+        resources.scoring.start()
         freeze_startup_heap()
         return resources
 
     async def close(self) -> None:
-        tool_deps.install(None)
+        if self.scoring is not None:
+            await self.scoring.close()
         if self.runtime is not None:
             try:
                 await self.runtime.close()
             except Exception:
                 log.exception("graph runtime did not close cleanly")
+        tool_deps.install(None)  # after the runs drained: they use the tools to the end
         try:
             await asyncio.to_thread(self.qdrant.close)
         finally:

@@ -31,7 +31,7 @@ async def test_health_reports_every_dependency(app_client: httpx.AsyncClient) ->
     assert components["qdrant"] == {**components["qdrant"], "status": "ok", "kind": "local"}
     assert components["knowledge"]["status"] == "ok"
     assert components["knowledge"]["points"]["policies"] > 0  # policy documents ingested at start-up
-    assert set(components["models"]["models"]) == {"delay", "demand"}
+    assert set(components["models"]["models"]) == {"delay", "demand", "anomaly"}
     assert components["llm"]["mode"] == "deterministic"
 
 

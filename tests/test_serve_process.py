@@ -36,7 +36,8 @@ def test_cold_start_sigterm_restart(server: ServerProcess) -> None:
     assert health["components"]["database"]["kind"] == "embedded"
     assert health["components"]["qdrant"]["kind"] == "local"
     models = health["components"]["models"]["models"]
-    assert {name: m["status"] for name, m in models.items()} == {"delay": "trained", "demand": "trained"}
+    assert {name: m["status"] for name, m in models.items()} == {"delay": "trained", "demand": "trained",
+                                                                 "anomaly": "trained"}
     assert server.postgres_pids(), "embedded postgres should be running"
     _terminate(server)
 
@@ -44,7 +45,8 @@ def test_cold_start_sigterm_restart(server: ServerProcess) -> None:
     assert warm < cold  # no re-init, no re-seed, no re-training on restart
     health = _health(server)
     models_after = health["components"]["models"]["models"]
-    assert {name: m["status"] for name, m in models_after.items()} == {"delay": "present", "demand": "present"}
+    assert {name: m["status"] for name, m in models_after.items()} == {"delay": "present", "demand": "present",
+                                                                       "anomaly": "present"}
     assert models_after["delay"]["version"] == models["delay"]["version"]
     assert health["components"]["knowledge"]["points"]["policies"] > 0
     log = server.log.read_text()

@@ -20,8 +20,10 @@ from graphs.deviation.review import order_context, to_action
 from graphs.deviation.state import DeviationState
 from tools.actions import ProposedAction, Verdict
 from tools.deps import current
+from tools.executor import ActionRefused
 from tools.executor import execute as run_action
 from tools.guardrails import check_action
+from tools.ledger import LedgerLimitError
 from tools.resolutions import Status, record_resolution
 
 EDITABLE = frozenset({"amount", "body", "subject", "message"})
@@ -96,7 +98,11 @@ async def execute(state: DeviationState) -> dict[str, Any]:
                     outcomes.append(_outcome(edited, "refused", f"as edited: {why}", decided_by=actor))
                     continue
                 action = edited
-        done = await run_action(action, verdict, thread_id=thread_id, actor=actor)
+        try:
+            done = await run_action(action, verdict, thread_id=thread_id, actor=actor)
+        except (LedgerLimitError, ActionRefused) as exc:  # e.g. another run used the customer's one apology first
+            outcomes.append(_outcome(action, "refused", f"at execution: {exc}", actor=actor))
+            continue
         executed.append(asdict(done))
         ran.add(action.action_id)
         person = None if verdict.automatic else actor

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.routes import approvals, assistants, health, knowledge, runs, threads
+from server.routes import approvals, assistants, deviations, health, knowledge, runs, scoring, threads
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -11,4 +11,6 @@ ROUTERS: list[APIRouter] = [
     runs.router,
     approvals.router,
     knowledge.router,
+    scoring.router,
+    deviations.router,
 ]

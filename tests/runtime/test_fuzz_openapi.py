@@ -19,9 +19,25 @@ ST = Path(sys.executable).parent / "st"
 SEED = "20261204"
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny delay and anomaly models, so the scoring routes answer (without them they are 503 by design)."""
+    from ml.anomaly import AnomalyTrainConfig, save_anomaly, train_anomaly
+    from ml.delay.artifacts import save_delay
+    from ml.delay.train import DelayTrainConfig, train_delay
+    from ml.synth import generate
+
+    folder = tmp_path_factory.mktemp("fuzz-models")
+    orders = generate(seed=7, scale="demo")["orders"]  # every category of every field
+    save_delay(train_delay(orders, DelayTrainConfig(folds=3, max_rows=4000), source="synth demo"), folder)
+    save_anomaly(train_anomaly(orders, AnomalyTrainConfig(n_estimators=50), source="synth demo"), folder)
+    return folder
+
+
 @pytest.fixture
-def server(serve_process: Any, database_url: str, tmp_path: Path) -> Any:
+def server(serve_process: Any, database_url: str, tmp_path: Path, models: Path) -> Any:
     process = serve_process({
+        "RIMAS_MODELS_DIR": str(models),
         "DATABASE_URL": database_url,
         "RIMAS_SEED_ON_START": "false",
         "RIMAS_TRAIN_MODELS_ON_START": "false",
@@ -47,5 +63,5 @@ def test_the_api_survives_fuzzing_and_matches_its_document(server: Any, tmp_path
                           timeout=600, check=False, cwd=tmp_path)  # its cache folder lands there  # fmt: skip
     summary = done.stdout[done.stdout.find("SUMMARY"):]
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-2000:]
-    assert "Selected: 38/38" in summary and "Tested: 38" in summary, summary
+    assert "Selected: 52/52" in summary and "Tested: 52" in summary, summary
     assert "✅ Stateful" in summary, summary

@@ -195,6 +195,20 @@ async def test_sizes_are_bounded(api: Api) -> None:
 
 ROLES = ("viewer", "operator", "approver", "admin")
 LEAST_ROLE: dict[tuple[str, str], str | None] = {
+    ("POST", "/predict"): "operator",
+    ("POST", "/predict/batch"): "operator",
+    ("POST", "/events"): "operator",
+    ("POST", "/detect-anomaly"): "operator",
+    ("POST", "/trigger-agent"): "operator",
+    ("GET", "/batch/{batch_id}/status"): "viewer",
+    ("GET", "/batch/{batch_id}/predictions"): "viewer",
+    ("GET", "/batch/{batch_id}/deviations"): "viewer",
+    ("GET", "/batch/{batch_id}/agent-responses"): "viewer",
+    ("GET", "/kpi/dashboard"): "viewer",
+    ("GET", "/deviations"): "viewer",
+    ("GET", "/deviations/{deviation_id}"): "viewer",
+    ("GET", "/orders/{order_id}"): "viewer",
+    ("GET", "/agent-response/{deviation_id}"): "viewer",
     ("GET", "/ok"): None,
     ("GET", "/health"): "viewer",
     ("GET", "/info"): "viewer",
@@ -238,7 +252,10 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("DELETE", "/knowledge/documents/{doc_id}"): "admin",
 }
 PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-000000000001", "assistant_id": "chain",
-               "checkpoint_id": "1f0b7e3c-0000-6000-8000-000000000000", "namespace": "n", "doc_id": "d-1"}  # fmt: skip
+               "checkpoint_id": "1f0b7e3c-0000-6000-8000-000000000000", "namespace": "n", "doc_id": "d-1",
+               "batch_id": "00000000-0000-4000-8000-000000000002",
+               "deviation_id": "00000000-0000-4000-8000-000000000003",
+               "order_id": "o-1"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:
