@@ -40,7 +40,7 @@ and the checkpoint cost.
 Figures, not pass/fail. ``python bench/bench_runs.py [--runs 100,500] [--topologies one,two,split] [--no-kill]
 [--fast] [--profile 0] [--profile-batch 100]``; a JSON copy of the figures goes to bench/out/bench_runs.json.
 ``--against URL`` runs only the rounds against a server someone else started (any version serving ``chain``
-with auth off): the way to compare two versions on one machine in one session.
+with auth off): the way to compare two versions back to back on one machine.
 """
 
 from __future__ import annotations
