@@ -33,6 +33,8 @@ LEDGER_TABLES: Final[dict[str, str]] = {
     "shipment_changes": "change_id",
     "interactions": "interaction_id",
     "ticket_updates": "update_id",
+    "purchase_orders": "po_id",
+    "promotions": "promotion_id",
 }
 """Ledger table -> its id column (the only tables :func:`insert_once` writes)."""
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, Final
 
+import numpy as np
 from langchain_core.tools import StructuredTool, ToolException
 
 from rag.service import KnowledgeBaseError
@@ -39,7 +40,9 @@ SCOPES: Final = TOOL_SCOPES
 
 
 def jsonable(value: Any) -> Any:
-    """Dataclasses, dates and tuples as plain JSON values."""
+    """Dataclasses, dates, tuples and numpy scalars as plain JSON values."""
+    if isinstance(value, np.generic):
+        return value.item()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime | date):

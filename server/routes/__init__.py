@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from server.routes import approvals, assistants, deviations, health, knowledge, runs, scoring, threads
+from server.routes import approvals, assistants, deviations, health, knowledge, plans, runs, scoring, threads
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -13,4 +13,5 @@ ROUTERS: list[APIRouter] = [
     knowledge.router,
     scoring.router,
     deviations.router,
+    plans.router,
 ]

@@ -209,6 +209,12 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("GET", "/deviations/{deviation_id}"): "viewer",
     ("GET", "/orders/{order_id}"): "viewer",
     ("GET", "/agent-response/{deviation_id}"): "viewer",
+    ("POST", "/plans"): "operator",
+    ("GET", "/plans"): "viewer",
+    ("GET", "/plans/{plan_id}"): "viewer",
+    ("GET", "/plans/{plan_id}/events"): "viewer",
+    ("POST", "/plans/{plan_id}/approve"): "approver",
+    ("POST", "/plans/{plan_id}/reject"): "approver",
     ("GET", "/ok"): None,
     ("GET", "/health"): "viewer",
     ("GET", "/info"): "viewer",
@@ -255,7 +261,7 @@ PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-0000000000
                "checkpoint_id": "1f0b7e3c-0000-6000-8000-000000000000", "namespace": "n", "doc_id": "d-1",
                "batch_id": "00000000-0000-4000-8000-000000000002",
                "deviation_id": "00000000-0000-4000-8000-000000000003",
-               "order_id": "o-1"}  # fmt: skip
+               "order_id": "o-1", "plan_id": "00000000-0000-4000-8000-000000000004"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:

@@ -1,0 +1,1 @@
+"""The ``planning`` workflow: store replenishment and promotion plans with reflection and human approval."""

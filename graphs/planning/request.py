@@ -1,0 +1,64 @@
+"""The plan request (the RIMAS seed's ``CreatePlanRequest``), validated: the REST route and the graph's ``intake``
+check the same model, so a request the API refuses is refused in LangGraph Studio too, naming the field.
+
+Bounds: a horizon of 1 to 56 days and a lead time of 0 to 30 days whose sum the demand model covers (56 days); a
+budget above 0 (at most 10^9); a discount in [0, 1); 1 to 200 distinct items, each with a whole, non-negative stock.
+Numbers must be JSON numbers of the right kind: ``"5"`` and ``true`` are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+MAX_COVER_DAYS = 56
+"""The longest lead time + horizon a plan forecasts (the served demand model's horizon)."""
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lead_time_days: Annotated[StrictInt, Field(ge=0, le=30, description="Days from ordering to arrival.")]
+    budget_limit: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False, description="Most the orders may cost.")]
+    max_discount: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, description="Deepest discount (fraction).")]
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Annotated[StrictInt, Field(ge=1, le=2**31 - 1, description="The product's sku.")]
+    current_stock: Annotated[StrictInt, Field(ge=0, le=10**7, description="Units on hand now.")]
+
+
+class CreatePlanRequest(BaseModel):
+    """A store plan request."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "store_id": 1, "horizon_days": 14,
+        "constraints": {"lead_time_days": 3, "budget_limit": 200000, "max_discount": 0.15},
+        "items": [{"item_id": 1001, "current_stock": 120}, {"item_id": 1002, "current_stock": 30}],
+    }})  # fmt: skip
+
+    store_id: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
+    horizon_days: Annotated[StrictInt, Field(ge=1, le=MAX_COVER_DAYS, description="Days the plan covers.")]
+    constraints: Constraints
+    items: Annotated[list[Item], Field(min_length=1, max_length=200)]
+
+    @model_validator(mode="after")
+    def _check(self) -> CreatePlanRequest:
+        seen: set[int] = set()
+        for index, item in enumerate(self.items):
+            if item.item_id in seen:
+                raise ValueError(f"items[{index}].item_id: {item.item_id} is listed twice; list each item once")
+            seen.add(item.item_id)
+        cover = self.horizon_days + self.constraints.lead_time_days
+        if cover > MAX_COVER_DAYS:
+            raise ValueError(f"horizon_days: horizon_days + constraints.lead_time_days is {cover}; the demand "
+                             f"forecast covers at most {MAX_COVER_DAYS} days")  # fmt: skip
+        return self
+
+
+def plain(request: CreatePlanRequest) -> dict[str, Any]:
+    """The request as the graph's input (plain JSON)."""
+    return request.model_dump(mode="json")
