@@ -11,6 +11,8 @@ stderr, tables to stdout, metrics to JSON files.
     rimas train demand [--data PATH] --out DIR [--horizon H]
     rimas forecast demand --model DIR --history CSV --horizon H [--discounts CSV] --out CSV
     rimas backtest demand [--data PATH] --horizon H [--out JSON] [--detail CSV]
+    rimas simulate replenishment --demand CSV --lead-time L --profit P --holding H [--policy NAME]
+                                 [--history N] [--lost-share F] [--seed S]
 
 Without ``--data`` the seeded database is read through the ``open_db`` callable given by the caller, and
 ``describe_db`` says which database that is: the output names it, and an empty one is an error that says
@@ -26,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ml.data import load_orders_db, load_sales_db, read_sales_csv, read_shipping_csv
@@ -39,6 +42,8 @@ from ml.demand.promotions import read_discounts_csv
 from ml.demand.train import DemandTrainConfig, backtest_panel, check_horizon, train_demand
 from ml.errors import InputError, rows_with_errors
 from ml.progress import stderr_bar
+from ml.replenishment import POLICIES
+from ml.replenishment_game import lead_time_model, play, read_demand_csv
 from ml.report import Output, write_json
 
 log = logging.getLogger(__name__)
@@ -106,6 +111,21 @@ def add_commands(subparsers: Any, open_db: OpenDb, describe_db: DescribeDb | Non
     p.add_argument("--detail", type=Path, default=None, help="optional CSV of every holdout forecast")
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=bind(_backtest_demand))
+
+    simulate = subparsers.add_parser("simulate", help="play an ordering policy on a demand file")
+    simulate_sub = simulate.add_subparsers(dest="model_name", required=True, metavar="{replenishment}")
+    p = simulate_sub.add_parser("replenishment", help="lost-sales replenishment game: a policy next to base-stock")
+    p.add_argument("--demand", type=Path, required=True,
+                   help="CSV, one demand value per row (a demand, sales or units column, or a single column)")
+    p.add_argument("--lead-time", type=int, required=True, help="promised lead time in periods (0 = same period)")
+    p.add_argument("--profit", type=float, required=True, help="profit per unit sold")
+    p.add_argument("--holding", type=float, required=True, help="cost per unit left at the end of a period")
+    p.add_argument("--policy", default="rimas", help=f"policy to play (one of {', '.join(POLICIES)}; default rimas)")
+    p.add_argument("--history", type=int, default=5, help="first rows known before play (default 5)")
+    p.add_argument("--lost-share", type=float, default=0.0,
+                   help="share of orders that never arrive; > 0 also makes orders 0..4 periods late")
+    p.add_argument("--seed", type=int, default=7, help="seed of the supplier's delays and losses")
+    p.set_defaults(func=bind(_simulate_replenishment))
 
 
 def main(
@@ -312,6 +332,40 @@ def _backtest_demand(args: argparse.Namespace, out: Output) -> int:
         detail.to_csv(args.detail, index=False)
         out.line(f"wrote {args.detail}")
     return _status(errors)
+
+
+# -- replenishment ------------------------------------------------------------------------------------------
+
+
+def _simulate_replenishment(args: argparse.Namespace, out: Output) -> int:
+    if args.policy not in POLICIES:
+        raise InputError(f"unknown policy {args.policy!r}", field="policy", allowed=list(POLICIES))
+    if args.history < 1:
+        raise InputError(f"must be >= 1, got {args.history}", field="history")
+    if not args.profit > 0:
+        raise InputError(f"must be > 0, got {args.profit}", field="profit")
+    if not args.holding >= 0:
+        raise InputError(f"must be >= 0, got {args.holding}", field="holding")
+    supplier = lead_time_model(args.lead_time, args.lost_share)
+    values = read_demand_csv(args.demand)
+    if len(values) < args.history + 1:
+        raise InputError(f"needs at least {args.history + 1} rows ({args.history} of history and one period to "
+                         f"play), found {len(values)}", field="demand")
+    history, played = values[: args.history], values[args.history :]
+    rows = []
+    for name in dict.fromkeys([args.policy, "base_stock"]):
+        rng = np.random.default_rng(args.seed)
+        result = play(POLICIES[name], played, history, supplier, args.profit, args.holding, rng)
+        rows.append([name, round(result.reward, 2), result.normalized, result.sales, result.lost,
+                     round(result.holding, 2), result.ordered, result.never_arrived])
+    out.line(f"replenishment game on {args.demand.name}: {len(played)} periods after {len(history)} of history, "
+             f"lead time {supplier.promised}" + (f" ({args.lost_share:.0%} of orders lost, some late)"
+                                                 if args.lost_share > 0 else "")
+             + f", profit {args.profit:g}, holding {args.holding:g} (critical ratio "
+             f"{args.profit / (args.profit + args.holding):.3f})")
+    out.table(["policy", "total reward", "normalized", "sold", "lost sales", "holding cost", "ordered",
+               "never arrived"], rows)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -239,6 +239,56 @@ def cmd_eval_deviation(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+_PRODUCTS_SQL = "SELECT sku, unit_cost::float8, unit_price::float8 FROM products ORDER BY sku"
+
+
+def _planning_frames() -> tuple[Any, Any]:
+    """``sales_daily`` (as ``date, store, item, sales, discount``) and the products' costs and prices."""
+    import pandas as pd
+    from psycopg.rows import tuple_row
+
+    from ml.data import load_sales_db
+
+    with open_seeded_db() as conn:
+        sales = load_sales_db(conn)
+        with conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(_PRODUCTS_SQL)
+            products = pd.DataFrame.from_records(cur.fetchall(), columns=["sku", "unit_cost", "unit_price"])
+    return sales, products
+
+
+def cmd_eval_planning(args: argparse.Namespace) -> int:
+    """``rimas eval planning``: replay the held-out days of ``sales_daily`` through our plans and two baselines; 1
+    when our total cost is not 25 % below the RIMAS rule's and 10 % below the seasonal naive's, 2 for unusable input."""
+    from ml.errors import InputError
+    from ml.plan_eval import PlanEvalConfig, evaluate_planning, format_report
+
+    settings = get_settings()
+    database = describe_database(settings)
+    try:
+        cfg = PlanEvalConfig(
+            items=args.items,
+            holdout_days=args.holdout_days,
+            review_days=args.review_days,
+            lead_time_days=args.lead_time,
+            seed=args.seed,
+            retrain_each_review=args.retrain,
+        )
+        sales, products = _planning_frames()
+        if len(sales) == 0 or len(products) == 0:
+            raise InputError(f"{database} holds no sales or no products: seed it with `rimas seed`", field="data")
+        report = evaluate_planning(sales, products, cfg)
+    except InputError as exc:
+        sys.stderr.write(f"rimas eval planning: {exc}\n")
+        return 2
+    except psycopg.Error as exc:
+        sys.stderr.write(f"rimas eval planning: cannot read {database}: {exc}\n")
+        return 2
+    _out(f"database: {database}\n")
+    _out(format_report(report))
+    return 0 if report.passed else 1
+
+
 def _eval_commands(sub: Any) -> Any:
     """The sub-parsers of ``rimas eval`` (registered by ``eval retrieval``, or made here)."""
     parser = sub.choices.get("eval") or sub.add_parser("eval", help="evaluations")
@@ -295,6 +345,26 @@ def build_parser() -> argparse.ArgumentParser:
     deviation.add_argument("--deterministic", action="store_true",
                            help="route with the rules even when OPENAI_API_KEY configures the LLM supervisor")
     deviation.set_defaults(func=cmd_eval_deviation)
+    planning = _eval_commands(sub).add_parser(
+        "planning",
+        help="replenishment plans vs the seasonal-naive order-up-to and the RIMAS rule on held-out sales days",
+        description="Hold out the last days of sales_daily, replay them day by day for a deterministic sample of "
+        "(store, item) series through our plans (plan_item on the demand model's P50/P90), an order-up-to policy on "
+        "the seasonal-naive forecast and the RIMAS rule (50 units when stock is low), and compare fill rate, stock-out "
+        "days, holding cost, lost margin and order cost. Exit 1 when our total cost is not at least 25 %% below the "
+        "RIMAS rule's and 10 %% below the seasonal naive's, 2 when the data cannot be used.",
+    )
+    planning.add_argument("--items", type=int, default=100, help="(store, item) series simulated (default 100)")
+    planning.add_argument("--holdout-days", type=int, default=56, help="held-out days replayed (default 56)")
+    planning.add_argument("--review-days", type=int, default=14, help="days between plans (default 14)")
+    planning.add_argument("--lead-time", type=int, default=3, help="order lead time in days (default 3)")
+    planning.add_argument("--seed", type=int, default=7, help="seed of the series sample and the model (default 7)")
+    planning.add_argument(
+        "--retrain",
+        action="store_true",
+        help="refit the demand model at every plan day (default: once, before the held-out days)",
+    )
+    planning.set_defaults(func=cmd_eval_planning)
     return parser
 
 

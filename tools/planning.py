@@ -152,6 +152,28 @@ async def sales_history(store_id: int, skus: list[int], until: date, days: int =
     return frame
 
 
+async def planned_discounts(store_id: int, skus: list[int], start: date, days: int) -> pd.DataFrame | None:
+    """The promotions on record (seeded or planned) for the ``days`` from ``start``, as daily ``date, store, item,
+    discount`` rows (the deepest discount where two overlap), for the forecast; None when there are none."""
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT sku, discount, starts_on, ends_on FROM promotions WHERE store_id = %s AND sku = ANY(%s) "
+            "AND ends_on >= %s AND starts_on < %s",
+            (store_id, skus, start, start + timedelta(days=days)),
+        )
+        rows = await cur.fetchall()
+    deepest: dict[tuple[int, date], float] = {}
+    for row in rows:
+        first, last = max(row["starts_on"], start), min(row["ends_on"], start + timedelta(days=days - 1))
+        for offset in range((last - first).days + 1):
+            key = (int(row["sku"]), first + timedelta(days=offset))
+            deepest[key] = max(deepest.get(key, 0.0), float(row["discount"]))
+    if not deepest:
+        return None
+    return pd.DataFrame([{"date": pd.Timestamp(day), "store": store_id, "item": sku, "discount": value}
+                         for (sku, day), value in sorted(deepest.items())])  # fmt: skip
+
+
 def _fallback(sku: int, sales: np.ndarray, days: int, why: str) -> Forecast:
     """A flat forecast from the recent mean (P90 from the spread, at least 1.5x the mean for few points)."""
     recent = sales[-28:]
@@ -161,10 +183,11 @@ def _fallback(sku: int, sales: np.ndarray, days: int, why: str) -> Forecast:
     return Forecast(sku, [round(mean, 3)] * days, [round(p90, 3)] * days, "fallback", None, why)
 
 
-def forecast_items(history: pd.DataFrame, skus: list[int], days: int, model: Any | None, min_history: int) -> dict[
-        int, Forecast]:  # fmt: skip
+def forecast_items(history: pd.DataFrame, skus: list[int], days: int, model: Any | None, min_history: int,
+                   discounts: pd.DataFrame | None = None) -> dict[int, Forecast]:  # fmt: skip
     """P50/P90 for ``days`` days after the history, per sku: the demand model for items with at least
-    ``min_history`` days, else (or with no model, or beyond the model's horizon) the stated fallback."""
+    ``min_history`` days, told the promotions planned for those days (``discounts``), else (or with no model,
+    or beyond the model's horizon) the stated fallback."""
     out: dict[int, Forecast] = {}
     modelled: list[int] = []
     for sku in skus:
@@ -179,7 +202,9 @@ def forecast_items(history: pd.DataFrame, skus: list[int], days: int, model: Any
         else:
             modelled.append(sku)
     if modelled and model is not None:
-        frame = model.forecast(history[history["item"].isin(modelled)], days)
+        planned = discounts[discounts["item"].isin(modelled)] if discounts is not None else None
+        frame = model.forecast(history[history["item"].isin(modelled)], days,
+                               discounts=planned if planned is not None and len(planned) else None)  # fmt: skip
         for sku, rows in frame.groupby("item", sort=False):
             rows = rows.sort_values("date")
             out[int(sku)] = Forecast(int(sku), [round(float(v), 3) for v in rows["p50"]],

@@ -3,9 +3,9 @@
 ``consolidate`` keeps the inventory planner's orders when they fit the plan's budget. When they do not, it funds them
 by expected profit per dollar, block by block of units (``ml.budget.allocate_budget``): returns diminish as an order
 grows (each further unit is less likely to sell), so the least valuable units of every line are cut first, never a
-whole line at a stroke, and each cut line says how many units were cut and why. Promotions cost margin, not budget. Each line
-carries the seed's fields (``item_id``, ``recommended_order_qty``, ``recommended_discount``, ``confidence``,
-``rationale``) and the figures behind them.
+whole line at a stroke, and each cut line says how many units were cut and why. Promotions cost margin, not
+budget. Each line carries the seed's fields (``item_id``, ``recommended_order_qty``, ``recommended_discount``,
+``confidence``, ``rationale``) and the figures behind them.
 
 ``reflection`` (the RMN seed's reflection record) scores the plan's confidence 0-1 from its lines' confidence,
 weighted by what they spend, lists the risks (severity and mitigation) and the bias checks it ran, and compares the
@@ -20,9 +20,8 @@ from datetime import date, timedelta
 from statistics import NormalDist
 from typing import Any
 
-from ml.budget import BudgetLine, Increment, allocate_budget
-
 from graphs.planning.state import PlanningState
+from ml.budget import BudgetLine, Increment, allocate_budget
 from tools.deps import current
 from tools.scopes import jsonable
 

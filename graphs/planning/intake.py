@@ -1,7 +1,8 @@
 """``intake``: check the request against the data and set the plan's frame (first day, budget, deepest discount).
 
-The request is validated with the same model the REST route uses; a store or item the database does not know is
-an error naming it (``items[1].item_id: ...``), so a Studio run fails the way the API refuses. The plan's budget is
+The request is validated with the same model and checks the REST route uses (and written back normalised); a store
+or item the database does not know is an error naming it (``items[1].item_id: ...``), so a Studio run fails the
+way the API refuses. The plan's budget is
 the request's, capped by the policy's per-plan budget; its deepest discount the request's, capped by the policy.
 The request's ``current_stock`` replaces the inventory table's on-hand figure for this plan. The plan is indexed
 (``plans``, status ``created``) under its thread id.
@@ -17,7 +18,7 @@ from langgraph.runtime import Runtime
 from pydantic import ValidationError
 
 from graphs.planning.context import PlanningContext
-from graphs.planning.request import CreatePlanRequest
+from graphs.planning.request import CreatePlanRequest, check_request, plain
 from graphs.planning.state import PlanningState
 from tools.deps import current
 from tools.planning import get_items, get_store, plan_start, record_plan
@@ -30,11 +31,15 @@ class PlanRequestError(ValueError):
 def validate_request(state: PlanningState) -> CreatePlanRequest:
     raw = {key: state.get(key) for key in ("store_id", "horizon_days", "constraints", "items")}
     try:
-        return CreatePlanRequest.model_validate(raw)
+        request = CreatePlanRequest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "request"
         raise PlanRequestError(f"{where}: {first['msg']}") from None
+    problem = check_request(request)
+    if problem is not None:
+        raise PlanRequestError(problem)
+    return request
 
 
 async def intake(state: PlanningState, runtime: Runtime[PlanningContext]) -> dict[str, Any]:
@@ -68,5 +73,5 @@ async def intake(state: PlanningState, runtime: Runtime[PlanningContext]) -> dic
     principal = (runtime.context or {}).get("principal") or {}
     thread_id = str(get_config()["configurable"]["thread_id"])
     await record_plan(thread_id, request.model_dump(mode="json"), str(principal.get("id") or "unknown"))
-    return {"store": asdict(store), "items_facts": items_facts, "starts_on": starts.isoformat(),
+    return {**plain(request), "store": asdict(store), "items_facts": items_facts, "starts_on": starts.isoformat(),
             "budget": round(budget, 2), "max_discount": max_discount, "notes": notes}  # fmt: skip

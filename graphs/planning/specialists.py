@@ -1,7 +1,8 @@
 """The planning workflow's specialists: the one list the graph is built from, and what each one does.
 
-- ``demand_analyst``: P50/P90 per item and day over lead time + horizon from the demand model (a stated fallback
-  for items with a short history), with the trend and weekly pattern in words and a confidence per item.
+- ``demand_analyst``: P50/P90 per item and day over lead time + horizon from the demand model, told the promotions
+  on record for those days (a stated fallback for items with a short history), with the trend and weekly pattern
+  in words and a confidence per item.
 - ``inventory_planner`` (after the analyst): the order quantity per item from the forecast quantiles, with safety
   stock, reorder point, EOQ rounding and the stock-out risk (``ml.planning.plan_item``), and the expected profit
   of each block of units, which the budget step funds in order of value (``ml.budget``).
@@ -24,14 +25,14 @@ from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
-from ml.budget import marginal_order_values
-from ml.planning import ItemPlanInput, PlanningCosts, plan_item
-from ml.promotion import choose_discount, estimate_elasticity, measurement_design, pooled_elasticity
 
 from graphs.common.specialists import Specialist, SpecialistRegistry, SpecialistResult
 from graphs.planning.state import PlanningState
+from ml.budget import marginal_order_values
+from ml.planning import ItemPlanInput, PlanningCosts, plan_item
+from ml.promotion import choose_discount, estimate_elasticity, measurement_design, pooled_elasticity
 from tools.deps import current
-from tools.planning import PLANNING_TOOLS, describe_demand, forecast_items, sales_history
+from tools.planning import PLANNING_TOOLS, describe_demand, forecast_items, planned_discounts, sales_history
 from tools.scopes import jsonable
 
 COSTS = PlanningCosts()
@@ -70,8 +71,10 @@ async def demand_analyst(state: Mapping[str, Any]) -> SpecialistResult:
     deps = current()
     min_history = deps.policy.planning.min_history_days
     history = await _history(state)
+    promotions = await planned_discounts(int(state["store_id"]), skus, date.fromisoformat(state["starts_on"]),
+                                         lead + horizon)  # fmt: skip
     forecasts = await asyncio.to_thread(forecast_items, history, skus, lead + horizon, deps.models.get("demand"),
-                                        min_history)  # fmt: skip
+                                        min_history, promotions)  # fmt: skip
     out: dict[str, dict[str, Any]] = {}
     findings = []
     for sku in skus:

@@ -15,10 +15,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from graphs.planning.request import CreatePlanRequest, plain
+from graphs.planning.request import CreatePlanRequest, check_request, plain
 from graphs.planning.review import PO, PROMO, edit_problem, plan_actions
+from rag.schemas import JSON_INTEGER
 from server.auth import Approver, Operator, Principal, Viewer
 from server.deps import ResourcesDep
 from server.errors import ApiError
@@ -41,8 +42,9 @@ class LineEdit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    item_id: Annotated[StrictInt, Field(ge=1, le=2**31 - 1)]
-    order_qty: Annotated[StrictInt | None, Field(ge=0, le=10**7, description="Units to order; 0 drops it.")] = None
+    item_id: Annotated[int, Field(ge=1, le=2**31 - 1), JSON_INTEGER]
+    order_qty: Annotated[int, Field(ge=0, le=10**7), JSON_INTEGER] | None = Field(
+        None, description="Units to order; 0 drops the order.")
     discount: Annotated[float | None, Field(ge=0, lt=1, allow_inf_nan=False, description="0 drops the promotion.")] \
         = None  # fmt: skip
 
@@ -72,6 +74,10 @@ async def _check_known(request: CreatePlanRequest) -> None:
     """404 for an unknown store; 422 naming the first item the store does not stock."""
     if await get_store(request.store_id) is None:
         raise ApiError(404, "not_found", f"store_id: store {request.store_id} does not exist")
+    problem = check_request(request)
+    if problem is not None:
+        raise ApiError(422, "validation_error", problem, [{"field": problem.split(":")[0], "message": problem,
+                                                           "type": "value_error"}])  # fmt: skip
     skus = [item.item_id for item in request.items]
     known = await get_items(request.store_id, skus, await plan_start(request.store_id))
     for index, sku in enumerate(skus):
@@ -113,7 +119,7 @@ async def list_plans(
     return await read_plans(status, store_id, limit, offset)
 
 
-@router.get("/plans/{plan_id}", responses=errors(404), summary="One plan")
+@router.get("/plans/{plan_id}", responses=errors(404, 409), summary="One plan")
 async def get_plan(plan_id: PlanIdPath, res: ResourcesDep, _: Viewer) -> dict[str, Any]:
     """The seed's ``PlanResponse`` (plan_id, status, recommendations, metadata {model_version, generated_at,
     trace_id}) with the totals, the reflection, the decision and what was written."""
@@ -221,7 +227,7 @@ async def reject_plan(plan_id: PlanIdPath, body: RejectRequest, res: ResourcesDe
     return await _resume(runtime, plan_id, interrupt_id, decisions, principal)
 
 
-@router.get("/plans/{plan_id}/events", responses=errors(404), summary="The plan's event flow")
+@router.get("/plans/{plan_id}/events", responses=errors(404, 409), summary="The plan's event flow")
 async def get_plan_events(plan_id: PlanIdPath, res: ResourcesDep, _: Viewer) -> dict[str, Any]:
     """``{plan_id, events: [{event_type, created_at, actor, payload, step, checkpoint_id}]}``, oldest first:
     created, data_analysis, inventory_analysis, marketing_analysis, supervisor_decision, reflection,

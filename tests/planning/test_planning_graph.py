@@ -218,3 +218,19 @@ async def test_every_recommendation_respects_lead_time_budget_and_max_discount(
     check_bounds(values, body)
     if max_discount == 0:
         assert "marketing_planner" not in values["analyses"]
+
+
+async def test_the_forecast_is_told_the_promotions_on_record(graph: Any, db: psycopg.Connection[Any]) -> None:
+    body = request(items=[(1004, 0)], store=2, max_discount=0.0)
+    _, before = await plan(graph, body)
+    starts = dt.date.fromisoformat(before["starts_on"])
+    db.execute("INSERT INTO promotions (idempotency_key, store_id, sku, discount, starts_on, ends_on, source, actor, "
+               "policy_rule) VALUES ('test:promo', 2, 1004, 0.3, %s, %s, 'plan', 'approver-1', 'planning#test')",
+               (starts + dt.timedelta(days=3), starts + dt.timedelta(days=9)))  # fmt: skip
+    try:
+        _, after = await plan(graph, body)
+    finally:
+        db.execute("DELETE FROM promotions WHERE idempotency_key = 'test:promo'")
+    lifted = sum(after["forecasts"]["1004"]["p50"][3:10]) / sum(before["forecasts"]["1004"]["p50"][3:10])
+    untouched = after["forecasts"]["1004"]["p50"][:3] == before["forecasts"]["1004"]["p50"][:3]
+    assert lifted > 1.1 and untouched, lifted
