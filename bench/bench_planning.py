@@ -28,6 +28,7 @@ import httpx
 from _timing import free_port, percentile
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_planning.json"
+REPO = Path(__file__).resolve().parents[1]
 RIMAS = Path(sys.executable).parent / "rimas"
 
 
@@ -39,7 +40,8 @@ def request(n_items: int) -> dict[str, Any]:
 
 def start_server(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIMAS_") and k not in ("OPENAI_API_KEY",)}
-    env.update(RIMAS_PORT=str(port), RIMAS_DATA_DIR=str(folder / "data"), RIMAS_LOG_LEVEL="WARNING")
+    env.update(RIMAS_PORT=str(port), RIMAS_DATA_DIR=str(folder / "data"), RIMAS_LOG_LEVEL="WARNING",
+               RIMAS_LANGGRAPH_CONFIG=str(REPO / "langgraph.json"))
     log = (folder / "serve.log").open("ab")
     started = time.perf_counter()
     popen = subprocess.Popen([str(RIMAS), "serve"], cwd=folder, env=env, stdout=log, stderr=log)

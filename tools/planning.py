@@ -217,12 +217,13 @@ WEEKDAYS: Final = ("Mondays", "Tuesdays", "Wednesdays", "Thursdays", "Fridays", 
 
 
 def describe_demand(history: pd.DataFrame, sku: int) -> dict[str, Any]:
-    """Trend (last 28 days against the 28 before) and weekly pattern (busiest vs quietest weekday), in words
-    and numbers, from one sku's history."""
+    """Mean daily sales (all history, last 28 days), trend (last 28 days against the 28 before) and weekly
+    pattern (busiest vs quietest weekday), in words and numbers, from one sku's history."""
     rows = history[history["item"] == sku]
     sales, dates = rows["sales"].to_numpy(dtype=float), pd.to_datetime(rows["date"])
-    out: dict[str, Any] = {"history_days": len(sales), "mean_daily": round(float(sales.mean()), 2) if len(sales)
-                           else 0.0}  # fmt: skip
+    out: dict[str, Any] = {"history_days": len(sales),
+                           "mean_daily": round(float(sales.mean()), 2) if len(sales) else 0.0,
+                           "recent_daily": round(float(sales[-28:].mean()), 2) if len(sales) else 0.0}  # fmt: skip
     if len(sales) >= 56 and sales[-56:-28].mean() > 0:
         change = sales[-28:].mean() / sales[-56:-28].mean() - 1
         word = "rising" if change > 0.05 else "falling" if change < -0.05 else "flat"

@@ -10,7 +10,8 @@ budget. Each line carries the seed's fields (``item_id``, ``recommended_order_qt
 ``reflection`` (the RMN seed's reflection record) scores the plan's confidence 0-1 from its lines' confidence,
 weighted by what they spend, lists the risks (severity and mitigation) and the bias checks it ran, and compares the
 confidence with the policy's threshold (``planning.min_confidence_pct``): below it the plan is marked as needing a
-closer review, and the approval request says so.
+closer review, and the approval request says so. The record ends with the approver's brief (``graphs.planning.brief``:
+a template, or an LLM's summary and further risks held to the plan's own numbers).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from datetime import date, timedelta
 from statistics import NormalDist
 from typing import Any
 
+from graphs.planning.brief import brief_for
 from graphs.planning.state import PlanningState
 from ml.budget import BudgetLine, Increment, allocate_budget
 from tools.deps import current
@@ -140,13 +142,14 @@ def _bias_checks(state: PlanningState, lines: list[dict[str, Any]]) -> list[dict
     against_trend = []
     for line in lines:
         fc = state["forecasts"][str(line["item_id"])]
-        trend, mean = fc.get("trend_pct"), float(fc.get("mean_daily") or 0)
+        trend, mean = fc.get("trend_pct"), float(fc.get("recent_daily") or 0)
         days = len(fc["p50"])
         if trend is not None and mean > 0 and days:
             forecast_daily = sum(fc["p50"]) / days
             if (trend > 15 and forecast_daily < 0.85 * mean) or (trend < -15 and forecast_daily > 1.15 * mean):
                 against_trend.append(line["item_id"])
-    checks.append({"check": "recency: the forecast does not run against a clear recent trend",
+    checks.append({"check": "recency: the forecast does not run against a clear recent trend (over 15 % in 4 "
+                   "weeks) from the last 4 weeks' level",
                    "result": "flag" if against_trend else "pass",
                    "detail": f"forecast against the trend for {against_trend}" if against_trend else
                    "forecasts follow the direction of the last 4 weeks"})  # fmt: skip
@@ -185,6 +188,9 @@ async def reflection(state: PlanningState) -> dict[str, Any]:
     verdict = (f"confidence {confidence:.2f} is below the policy threshold {threshold:.2f}: the plan needs a closer "
                "review (policy:planning#plan-review)" if needs_review else
                f"confidence {confidence:.2f} meets the policy threshold {threshold:.2f}")  # fmt: skip
-    return {"reflection": jsonable({"confidence": confidence, "rationale": "; ".join([*reasons, verdict]),
-                           "risks": _risks(state, lines, policy.service_level_pct / 100), "bias_checks": checks,
-                           "threshold": threshold, "needs_review": needs_review})}  # fmt: skip
+    record = {"confidence": confidence, "rationale": "; ".join([*reasons, verdict]),
+              "risks": _risks(state, lines, policy.service_level_pct / 100), "bias_checks": checks,
+              "threshold": threshold, "needs_review": needs_review}  # fmt: skip
+    brief, notes = await brief_for({**state, "reflection": record}, current().llm)
+    record |= {"brief": brief, "risks": [*record["risks"], *brief["risks"]]}
+    return {"reflection": jsonable(record), "notes": notes}

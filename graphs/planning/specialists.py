@@ -22,6 +22,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from datetime import date, timedelta
+from statistics import NormalDist
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,7 @@ from tools.deps import current
 from tools.planning import PLANNING_TOOLS, describe_demand, forecast_items, planned_discounts, sales_history
 from tools.scopes import jsonable
 
+Z90 = NormalDist().inv_cdf(0.90)
 COSTS = PlanningCosts()
 """Holding rate, order cost; the service level comes from the policy (``planning.service_level_pct``)."""
 
@@ -57,12 +59,16 @@ async def _history(state: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def _confidence(source: str, p50: list[float], p90: list[float], history_days: int, min_history: int) -> float:
-    """0-1: high for a model forecast with a narrow P50-P90 band, lower as the band widens; a fallback starts low."""
-    total50, total90 = sum(p50), sum(p90)
-    spread = (total90 - total50) / total50 if total50 > 0 else 1.0
-    if source == "model":
-        return round(min(0.95, max(0.35, 0.95 - 0.6 * spread)), 2)
-    return round(0.3 if history_days < min_history else 0.45, 2)
+    """0-1 from how uncertain the total over lead time + horizon is: a model forecast starts at 0.95 and loses 1.5
+    x the total's coefficient of variation (days independent, each day's sd read off its P50-P90 band); a
+    fallback forecast is 0.45, or 0.3 on a short history."""
+    if source != "model":
+        return 0.3 if history_days < min_history else 0.45
+    total = sum(p50)
+    if total <= 0:
+        return 0.35
+    sd = math.sqrt(sum(((hi - lo) / Z90) ** 2 for lo, hi in zip(p50, p90, strict=True)))
+    return round(min(0.95, max(0.35, 0.95 - 1.5 * sd / total)), 2)
 
 
 async def demand_analyst(state: Mapping[str, Any]) -> SpecialistResult:
