@@ -14,7 +14,11 @@ gets nothing before ``R + L`` days, so waiting until the position falls to the l
 leave the review period uncovered. The reorder point (lead-time P50 + the lead time's own safety stock) is
 still reported: a position at or below it means the item is likely to run out before this order arrives.
 
-Quantity: ``S - position`` rounded *up* to the pack size (``pack_size``, 1 = single units). When the EOQ
+Quantity: the lost-sales rule of the replenishment policy (:func:`ml.replenishment.uncovered_demand_quantile`):
+the service-level quantile of the review period's demand that the stock left after the lead time will not meet.
+With stock to spare through the lead time that is exactly ``S - position``; when the stock runs out before the
+order arrives, the lead-time demand it cannot meet is lost and not ordered for (an inventory-position rule would
+order it and carry it as excess). Rounded *up* to the pack size (``pack_size``, 1 = single units). When the EOQ
 (``sqrt(2 D K / H)``; ``D`` annual demand, by default the forecast's mean daily P50 x 365, ``K`` the order
 cost, ``H`` the yearly holding cost per unit) exceeds that need, buying more now pays only if it saves a later
 order: the quantity is raised by whole review periods of P50 demand (each one skips one future order, saving
@@ -24,8 +28,8 @@ them, so they cost ``h d R * j R`` more to hold (``h`` holding cost per unit and
 added while that is below ``K``.
 
 Short history (``history_days < min_history_days``): the forecast is not trusted enough to hold safety stock
-against its spread or to buy ahead of need, so the plan covers lead time + review period at P50 only, with no
-EOQ rounding, and is flagged (``short_history``). The stock-out risks are the normal-approximation
+against its spread or to buy ahead of need, so the plan covers lead time + review period at P50 only (the rule's
+median), with no EOQ rounding, and is flagged (``short_history``). The stock-out risks are the normal-approximation
 probabilities that the protection interval's demand exceeds the position with and without the order.
 """
 
@@ -40,6 +44,7 @@ from statistics import NormalDist
 from ml.errors import InputError
 from ml.inventory import eoq as eoq_formula
 from ml.inventory import safety_stock_from_quantiles
+from ml.replenishment import uncovered_demand_quantile
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +217,10 @@ def plan_item(item: ItemPlanInput, costs: PlanningCosts = PlanningCosts(), *, mi
     )
     eoq = eoq_formula(annual, costs.order_cost, holding_year)
 
-    need = _round_up(order_up_to - position, pack) if position < order_up_to else 0
+    cover_quantile = 0.5 if short else costs.service_level
+    gap = uncovered_demand_quantile(position, lead_demand, _spread(p50[:lead], p90[:lead]), protection - lead_demand,
+                                    _spread(p50[lead:], p90[lead:]), cover_quantile)  # fmt: skip
+    need = _round_up(gap, pack)
     extra = 0
     if need > 0 and not short:
         period_demand = sum(p50[lead:])
@@ -304,7 +312,11 @@ def _rationale(
     if position <= rop:
         out.append(f"position at or below the reorder point {rop:.1f}: stock may run out before the order arrives")
     pack = f" (rounded up to packs of {item.pack_size})" if item.pack_size > 1 else ""
-    out.append(f"order {need} to reach the order-up-to level{pack}")
+    if position < lead_demand:
+        out.append(f"order {need}{pack}: the stock runs out before the order arrives, so it covers the {review} "
+                   "days after its arrival (demand nothing can meet before then is lost, not ordered for)")
+    else:
+        out.append(f"order {need} to reach the order-up-to level{pack}")
     if extra:
         out.append(
             f"+{extra} toward the EOQ {eoq:.0f}: the extra units save a later order ({costs.order_cost:g}) "

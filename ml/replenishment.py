@@ -34,6 +34,9 @@ inventory position (on hand plus everything outstanding), rounded, never negativ
   inventory-position rule does order for.
 
 It uses nothing but its arguments: not the true lead times, future demand or the demand family.
+
+:func:`uncovered_demand_quantile` is the same decision rule on a forecast's distribution (lead-time and cover
+demand from P50/P90), in closed form: the planning workflow's inventory planner (``ml.planning``) orders with it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from statistics import NormalDist
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.special import ndtr
 from scipy.stats import f as f_dist
 
 from ml.errors import InputError
@@ -464,6 +468,45 @@ def _shortfall(stock: float, arrivals: np.ndarray, paths: np.ndarray) -> np.ndar
         need[:, k] = paths[:, k] - level
         level = np.maximum(0.0, -need[:, k])
     return need
+
+
+def uncovered_demand_quantile(
+    stock: float, lead_mean: float, lead_sd: float, cover_mean: float, cover_sd: float, quantile: float
+) -> float:
+    """The policy's decision rule on a forecast instead of sampled paths: the ``quantile`` of the demand over the
+    cover period (after the order arrives) that the stock will not meet, with lost sales before it arrives.
+
+    Lead-time demand ``D_L ~ N(lead_mean, lead_sd)`` (floored at 0) uses up ``stock`` first, and what it leaves,
+    ``max(0, stock - D_L)``, meets the cover-period demand ``D_C ~ N(cover_mean, cover_sd)``; demand met by
+    nothing during the lead time is lost and is not ordered for. Returns the smallest ``x >= 0`` with
+    ``P(D_C - max(0, stock - D_L) <= x) >= quantile`` (exact up to the integration grid over ``D_L``). With
+    stock to spare through the lead time this is ``quantile(D_L + D_C) - stock``, the order-up-to gap."""
+    for name, value in (("stock", stock), ("lead_mean", lead_mean), ("lead_sd", lead_sd),
+                        ("cover_mean", cover_mean), ("cover_sd", cover_sd)):  # fmt: skip
+        _finite_non_negative(value, name)
+    if not 0 < quantile < 1:
+        raise InputError(f"must be in (0, 1), got {quantile!r}", field="quantile")
+    if lead_sd > 0:
+        grid = np.linspace(-6.0, 6.0, 241)
+        weights = np.exp(-0.5 * grid**2)
+        lead = np.maximum(0.0, lead_mean + lead_sd * grid)
+    else:
+        weights, lead = np.ones(1), np.array([lead_mean])
+    weights = weights / weights.sum()
+    left = np.maximum(0.0, stock - lead)
+
+    def covered(x: float) -> float:
+        if cover_sd <= 0:
+            return float(weights[(cover_mean - left) <= x].sum())
+        return float(np.dot(weights, ndtr((x + left - cover_mean) / cover_sd)))
+
+    if covered(0.0) >= quantile:
+        return 0.0
+    low, high = 0.0, cover_mean + lead_mean + 10 * (cover_sd + lead_sd) + 1.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (low, mid) if covered(mid) >= quantile else (mid, high)
+    return high
 
 
 POLICIES: dict[str, type[ReplenishmentPolicy] | type[BaseStockPolicy]] = {

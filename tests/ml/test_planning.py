@@ -128,3 +128,26 @@ def test_bad_input_names_the_field(overrides: dict[str, object], field: str) -> 
 def test_bad_costs_are_refused() -> None:
     with pytest.raises(InputError, match="service_level"):
         plan_item(item(), PlanningCosts(service_level=1.0))
+
+
+def test_demand_lost_before_the_order_arrives_is_not_ordered_for() -> None:
+    # nothing on hand, lead 3 at P50 4: those 12 units are lost whatever we order; the order covers the 7 days
+    # after it arrives: 28 + z95 * sqrt(7) = 32.35 -> 33, where the order-up-to gap would be 45.2 -> 46
+    plan = plan_item(item(on_hand=0, on_order=0), NO_EOQ)
+    assert plan.order_up_to == pytest.approx(45.2015, abs=1e-4)
+    assert plan.order_qty == 33
+    assert any("runs out before the order arrives" in line for line in plan.rationale)
+
+
+def test_the_lost_sales_rule_in_closed_form() -> None:
+    from ml.replenishment import uncovered_demand_quantile as rule
+
+    # stock to spare through the lead time: the order-up-to gap, quantile(D_L + D_C) - stock
+    assert rule(100, 30, 5, 140, 12, 0.95) == pytest.approx(30 + 140 + Z95 * 13 - 100, abs=1e-3)
+    # no stock: the cover period's own quantile; plenty of stock: nothing
+    assert rule(0, 30, 5, 140, 12, 0.95) == pytest.approx(140 + Z95 * 12, abs=1e-3)
+    assert rule(10_000, 30, 5, 140, 12, 0.95) == 0.0
+    assert rule(50, 0, 0, 140, 12, 0.5) == pytest.approx(90, abs=1e-6)
+    with pytest.raises(InputError) as info:
+        rule(-1, 30, 5, 140, 12, 0.95)
+    assert info.value.field == "stock"
