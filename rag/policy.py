@@ -4,7 +4,8 @@ One versioned YAML file (``rag/content/policy.yaml``) holds every business numbe
 thresholds and escalators, refund tiers, store credit, approval authority per role, the carrier
 matrix and SLAs, warehouse SLAs, communication rules and planning limits, and (since 1.1.0) item
 issues, cancellations, returns, fraud review, lost parcels, delivery attempts, international
-shipping, peak season, post-incident reports, guaranteed dates and large refund copies. ``tools/``
+shipping, peak season, post-incident reports, guaranteed dates and large refund copies, plus the
+shop's compliance checks (price changes and transaction amounts that need a review). ``tools/``
 guardrails read their limits through :func:`get_policy`; the policy documents are rendered from the
 same object.
 """
@@ -449,6 +450,30 @@ class EscalationPolicy(_Model):
         return self
 
 
+class CompliancePolicy(_Model):
+    """The shop's compliance checks: a price change larger than ``max_price_change_pct`` (either way, as a share
+    of the old price) and a single transaction above ``review_amount_usd`` are flagged for a person to review."""
+
+    max_price_change_pct: float = Field(gt=0, le=1000)
+    review_amount_usd: float = Field(gt=0)
+
+    def price_change_pct(self, old_price: float, new_price: float) -> float:
+        """The change from ``old_price`` to ``new_price`` as a percentage of the old price (positive either way)."""
+        if not (math.isfinite(old_price) and old_price > 0):
+            raise ValueError(f"old_price: must be a finite number > 0, got {old_price!r}")
+        if not (math.isfinite(new_price) and new_price >= 0):
+            raise ValueError(f"new_price: must be a finite number >= 0, got {new_price!r}")
+        return abs(new_price - old_price) / old_price * 100
+
+    def price_change_too_large(self, old_price: float, new_price: float) -> bool:
+        """True when the change is above the limit (a change of exactly the limit passes)."""
+        return self.price_change_pct(old_price, new_price) > self.max_price_change_pct + 1e-9
+
+    def needs_review(self, amount_usd: float) -> bool:
+        """True when a transaction amount is above the review amount (exactly the amount passes)."""
+        return amount_usd > self.review_amount_usd
+
+
 class PlanningPolicy(_Model):
     max_discount_pct: float = Field(ge=0, lt=100)
     max_promotion_days: int = Field(ge=1)
@@ -643,6 +668,7 @@ class Policy(_Model):
     warehouses: WarehousePolicy
     communication: CommunicationPolicy
     escalation: EscalationPolicy
+    compliance: CompliancePolicy
     planning: PlanningPolicy
     item_issues: ItemIssuePolicy
     cancellations: CancellationPolicy

@@ -29,6 +29,7 @@ from server.checkpointer import PooledPostgresSaver
 from server.db import Database, connect, open_pool
 from server.heap import freeze_startup_heap
 from server.migrate import migrate
+from server.plan_starter import plan_starter
 from server.qdrant import open_qdrant
 from server.runtime import Runtime
 from server.scoring_jobs import ScoringJobs, ScoringSettings
@@ -91,6 +92,7 @@ class Resources:
         except BaseException:
             await resources.close()
             raise
+        tool_deps.current().plan_starter = plan_starter(resources.runtime)  # the chat may start plans
         resources.scoring = ScoringJobs(pool, ScoringSettings(), resources.runtime)
         resources.scoring.start()
         freeze_startup_heap()

@@ -9,6 +9,7 @@ was installed gets a :class:`ToolsNotReady` error that says what to do.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,9 @@ class ToolDeps:
     models: dict[str, Any] = field(default_factory=dict)
     # the chat model of the LLM policies (a LangChain chat model); None = deterministic policies only
     llm: Any | None = None
+    # starts a planning thread: (plan request, principal {"id", "role"}) -> plan id; installed by the server, which
+    # owns the run queue (None: this process cannot start plans, e.g. a graph run in LangGraph Studio)
+    plan_starter: Callable[[dict[str, Any], dict[str, Any]], Awaitable[str]] | None = None
 
 
 _installed: ToolDeps | None = None

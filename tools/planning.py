@@ -15,6 +15,7 @@ after the history it stands on.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 from psycopg.types.json import Jsonb
 
+from ml.planning import ItemPlanInput, PlanningCosts, plan_item
 from tools.deps import current
 from tools.ledger import Attribution, LedgerWrite, insert_once
 
@@ -278,6 +280,62 @@ async def set_plan_status(plan_id: str, status: str, **fields: Any) -> None:
             {"status": status, "plan_id": plan_id, "decided": decided,
              **{k: fields.get(k) for k in allowed}},
         )  # fmt: skip
+
+
+async def plan_rows(plan_id: str | None = None, store_id: int | None = None, limit: int = 5) -> list[dict[str, Any]]:
+    """Plans from the index, newest first: one by id, or the latest of a store (or of all stores)."""
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT plan_id, store_id, horizon_days, status, total_cost::float8 AS total_cost, line_count, "
+            "confidence::float8 AS confidence, created_by, decided_by, decision_comment, created_at, updated_at "
+            "FROM plans WHERE (%(plan)s::text IS NULL OR plan_id = %(plan)s) "
+            "AND (%(store)s::int IS NULL OR store_id = %(store)s) ORDER BY created_at DESC, plan_id LIMIT %(limit)s",
+            {"plan": plan_id, "store": store_id, "limit": limit},
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def stocked_items(store_id: int, skus: list[int] | None = None) -> list[dict[str, Any]]:
+    """The store's stocked items (``item_id``, ``current_stock`` = on hand, ``lead_time_days``), by sku."""
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT sku AS item_id, on_hand AS current_stock, lead_time_days FROM inventory WHERE store_id = %s "
+            "AND (%s::int[] IS NULL OR sku = ANY(%s)) ORDER BY sku", (store_id, skus, skus),
+        )
+        return [dict(r) for r in await cur.fetchall()]
+
+
+async def reorder_preview(store_id: int, review_days: int = 7, skus: list[int] | None = None) -> list[dict[str, Any]]:
+    """What the inventory planner would order now for the store's items (all, or ``skus``), each over its own
+    lead time + ``review_days``, from the demand model (fallbacks as in a plan): a read-only preview, no plan.
+    Items are returned riskiest first (stock-out risk without an order)."""
+    deps = current()
+    starts = await plan_start(store_id)
+    stocked = [int(r["item_id"]) for r in await stocked_items(store_id, skus)]
+    facts = await get_items(store_id, stocked, starts)
+    if not facts:
+        return []
+    cover = max(f.lead_time_days for f in facts.values()) + review_days
+    history = await sales_history(store_id, list(facts), starts)
+    promotions = await planned_discounts(store_id, list(facts), starts, cover)
+    forecasts = await asyncio.to_thread(forecast_items, history, list(facts), cover, deps.models.get("demand"),
+                                        deps.policy.planning.min_history_days, promotions)  # fmt: skip
+    costs = PlanningCosts(service_level=deps.policy.planning.service_level_pct / 100)
+    out: list[dict[str, Any]] = []
+    for sku, item in facts.items():
+        fc = forecasts[sku]
+        plan = plan_item(ItemPlanInput(sku=sku, on_hand=item.on_hand, on_order=item.on_order, p50=fc.p50, p90=fc.p90,
+                                       lead_time_days=item.lead_time_days, review_days=review_days,
+                                       unit_cost=item.unit_cost, unit_price=item.unit_price,
+                                       history_days=item.history_days), costs,
+                         min_history_days=deps.policy.planning.min_history_days)  # fmt: skip
+        out.append({"sku": sku, "name": item.name, "on_hand": item.on_hand, "on_order": item.on_order,
+                    "lead_time_days": item.lead_time_days, "order_qty": plan.order_qty,
+                    "cost": round(plan.order_qty * item.unit_cost, 2),
+                    "stockout_risk": plan.stockout_risk_without_order, "forecast_source": fc.source,
+                    "rationale": plan.rationale})  # fmt: skip
+    out.sort(key=lambda r: (-r["stockout_risk"], r["sku"]))
+    return out
 
 
 # -- the planning ledgers ------------------------------------------------------------------------------------

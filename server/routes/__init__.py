@@ -2,7 +2,19 @@
 
 from fastapi import APIRouter
 
-from server.routes import approvals, assistants, deviations, health, knowledge, plans, runs, scoring, threads
+from server.routes import (
+    approvals,
+    assistants,
+    deviations,
+    feedback,
+    health,
+    knowledge,
+    plans,
+    runs,
+    scoring,
+    shop,
+    threads,
+)
 
 ROUTERS: list[APIRouter] = [
     health.router,
@@ -14,4 +26,6 @@ ROUTERS: list[APIRouter] = [
     scoring.router,
     deviations.router,
     plans.router,
+    feedback.router,
+    shop.router,
 ]
