@@ -24,6 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from ml.cli import add_commands as add_ml_commands
 from rag.cli import add_commands as add_rag_commands
+from server.chat_cli import add_commands as add_chat_commands
 from server.db import connect, running_database
 from server.logs import configure_logging
 from server.settings import Settings, get_settings, is_loopback
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="refit the demand model at every plan day (default: once, before the held-out days)",
     )
     planning.set_defaults(func=cmd_eval_planning)
+    add_chat_commands(sub, _eval_commands(sub))
     return parser
 
 

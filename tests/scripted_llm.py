@@ -1,9 +1,10 @@
 """A scripted OpenAI-compatible chat server on 127.0.0.1, so tests run the real ``ChatOpenAI`` code over HTTP.
 
 Each test queues the answers the "model" gives, in order: tool calls (``tools(name, ...)``), plain text, or an
-HTTP error status. Every request is kept, so a test can check what the client sent (e.g. that customer data was
-redacted before it left the process). When the script runs out the server answers 500, which a policy must
-survive by falling back to its rules.
+HTTP error status; a request with ``stream: true`` gets the answer as server-sent chunks (text word by word).
+Every request is kept, so a test can check what the client sent (e.g. that customer data was redacted before it
+left the process). When the script runs out the server answers 500, which a policy must survive by falling back
+to its rules.
 
     async with scripted_llm() as llm:
         llm.script.append(tools("shipment", "payment"))
@@ -15,16 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 
@@ -61,12 +63,32 @@ class ScriptedLLM:
         if isinstance(answer, int):
             return JSONResponse({"error": {"message": f"scripted status {answer}"}}, status_code=answer)
         finish = "tool_calls" if answer.get("tool_calls") else "stop"
+        if body.get("stream"):
+            return StreamingResponse(_chunks(answer, finish, body.get("model", "scripted")),
+                                     media_type="text/event-stream")  # fmt: skip
         return JSONResponse({
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "scripted"),
             "choices": [{"index": 0, "message": answer, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         })  # fmt: skip
+
+
+def _chunks(answer: dict[str, Any], finish: str, model: str) -> Iterator[str]:
+    """A streamed answer as the OpenAI API sends it: text word by word, tool calls whole, then [DONE]."""
+
+    def chunk(delta: dict[str, Any], reason: str | None = None) -> str:
+        body = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}  # fmt: skip
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for word in re.findall(r"\S+\s*", answer.get("content") or ""):
+        yield chunk({"content": word})
+    for index, call in enumerate(answer.get("tool_calls") or []):
+        yield chunk({"tool_calls": [{"index": index, **call}]})
+    yield chunk({}, finish)
+    yield "data: [DONE]\n\n"
 
 
 def _free_port() -> int:

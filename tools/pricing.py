@@ -246,15 +246,15 @@ def _effect(economics: Any) -> dict[str, Any] | None:
             "net_benefit": round(economics.net_benefit, 2)}  # fmt: skip
 
 
-async def recommend(sku: int, store_id: int | None = None) -> dict[str, Any]:
-    """A discount suggestion for ``sku`` (in one store, or all) from its history, elasticity and stock; see the
-    module docstring. Reads only."""
+async def recommend(sku: int, store_id: int | None = None, on: date | None = None) -> dict[str, Any]:
+    """A discount suggestion for ``sku`` (in one store, or all) from its history, elasticity and stock, under the
+    pricing rule in force on ``on`` (today when None); see the module docstring. Reads only."""
     item = await product(sku)
     if store_id is not None:
         await require_store(store_id)
     deps = current()
     planning = deps.policy.planning
-    rule = await rule_in_force(sku, item["category"], date.today())
+    rule = await rule_in_force(sku, item["category"], on or date.today())
     cost, price = Decimal(item["unit_cost"]), Decimal(item["unit_price"])
     limits = bounds(rule, cost)
     max_discount = min(float(limits["max_discount"]), planning.max_discount_pct / 100)

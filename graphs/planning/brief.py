@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
+from graphs.common.grounding import ungrounded
+
 log = logging.getLogger(__name__)
-
-NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?")
-
 
 class LlmRisk(BaseModel):
     risk: str = Field(min_length=1, max_length=300)
@@ -56,36 +54,6 @@ def facts(state: Mapping[str, Any]) -> dict[str, Any]:
         "lines": [{k: line.get(k) for k in keep} for line in state.get("lines") or []],
         "summary": state.get("summary"), "reflection": state.get("reflection"),
     }  # fmt: skip
-
-
-def _numbers(value: Any) -> Iterable[float]:
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int | float):
-        yield float(value)
-    elif isinstance(value, str):
-        for token in NUMBER.findall(value):
-            yield float(token.replace(",", ""))
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _numbers(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _numbers(item)
-
-
-def ungrounded(text: str, known: Mapping[str, Any]) -> list[str]:
-    """The numbers in ``text`` that are not in ``known`` (as given, as a percentage of a fraction, or rounded)."""
-    allowed: set[float] = set()
-    for value in _numbers(known):
-        for shown in (value, value * 100):
-            allowed |= {round(shown, 2), round(shown, 1), float(round(shown))}
-    missing = []
-    for token in NUMBER.findall(text):
-        value = float(token.replace(",", ""))
-        if round(value, 2) not in allowed:
-            missing.append(token)
-    return missing
 
 
 def rule_brief(state: Mapping[str, Any]) -> dict[str, Any]:

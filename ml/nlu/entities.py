@@ -192,6 +192,24 @@ class Entities:
         """Customer ids as integers ("C00123" -> 123), as the customers table keys them."""
         return tuple(int(c.lstrip("Cc")) for c in self.customer_ids if c.lstrip("Cc").isdigit())
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Entities:
+        """The entities :meth:`to_dict` gave (a conversation's focus, kept in the thread's state)."""
+        period, compare = data.get("period"), data.get("compare_period")
+        return cls(
+            stores=tuple(StoreRef(**s) for s in data.get("stores") or ()),
+            products=tuple(ProductRef(**p) for p in data.get("products") or ()),
+            categories=tuple(data.get("categories") or ()),
+            order_ids=tuple(data.get("order_ids") or ()),
+            customer_ids=tuple(data.get("customer_ids") or ()),
+            plan_ids=tuple(data.get("plan_ids") or ()),
+            warehouse_blocks=tuple(data.get("warehouse_blocks") or ()),
+            modes=tuple(data.get("modes") or ()),
+            limit=data.get("limit"),
+            period=Period.from_dict(period) if period else None,
+            compare_period=Period.from_dict(compare) if compare else None,
+        )
+
     def is_empty(self) -> bool:
         """True when nothing at all was found."""
         return self == Entities()

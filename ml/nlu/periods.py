@@ -50,7 +50,14 @@ class Period:
 
     def to_dict(self) -> dict[str, str]:
         """JSON-friendly form."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "label": self.label}
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "label": self.label,
+                "grain": self.grain}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Period:
+        """The period :meth:`to_dict` gave."""
+        start, end = dt.date.fromisoformat(data["start"]), dt.date.fromisoformat(data["end"])
+        return cls(start, end, data.get("label", f"{start} to {end}"), data.get("grain", "days"))
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 from fastapi import APIRouter
 
 from server.routes import (
+    ai_tasks,
     approvals,
     assistants,
+    chat,
+    customer_service,
     deviations,
     feedback,
     health,
@@ -28,4 +31,7 @@ ROUTERS: list[APIRouter] = [
     plans.router,
     feedback.router,
     shop.router,
+    customer_service.router,
+    chat.router,
+    ai_tasks.router,
 ]

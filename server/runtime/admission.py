@@ -20,6 +20,7 @@ import json
 import typing
 from typing import Any
 
+import typing_extensions
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from server.errors import ApiError
@@ -37,7 +38,7 @@ def schema_fields(schema: Any) -> set[str] | None:
         return {f.name for f in dataclasses.fields(schema)}
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         return set(schema.model_fields)
-    if typing.is_typeddict(schema):
+    if typing_extensions.is_typeddict(schema):  # typing.is_typeddict misses typing_extensions' TypedDicts
         return set(typing.get_type_hints(schema))
     return None
 

@@ -64,3 +64,39 @@ async def deps(seeded_url: str, models_dir: Path) -> AsyncIterator[ToolDeps]:
     finally:
         tool_deps.install(None)
         await pool.close()
+
+
+@pytest.fixture
+async def chat(deps: ToolDeps) -> Any:
+    """The chat graph on the Postgres saver (threads remember the conversation)."""
+    from graphs.chat.graph import build_graph
+    from server.checkpointer import PooledPostgresSaver
+
+    return build_graph(checkpointer=PooledPostgresSaver(deps.pool))
+
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {"viewer": "view-key", "operator": "op-key", "approver": "appr-key", "admin": "admin-key"}
+API_KEYS = ",".join(f"{role}-1:{key}:{role}" for role, key in KEYS.items())
+
+
+@pytest.fixture
+async def served(settings_factory: Any, seeded_url: str, models_dir: Path) -> AsyncIterator[dict[str, Any]]:
+    """The app (lifespan run) on the seeded database with the test models; one httpx client per role."""
+    import httpx
+
+    from server.app import create_app
+
+    settings = settings_factory(database_url=seeded_url, seed_on_start=False, train_models_on_start=False,
+                                models_dir=models_dir, api_keys=API_KEYS,
+                                langgraph_config=REPO / "langgraph.json")  # fmt: skip
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        clients = {role: httpx.AsyncClient(transport=transport, base_url="http://rimas.test", timeout=60,
+                                           headers={"x-api-key": key}) for role, key in KEYS.items()}  # fmt: skip
+        try:
+            yield clients
+        finally:
+            for client in clients.values():
+                await client.aclose()

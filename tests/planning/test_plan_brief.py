@@ -11,7 +11,7 @@ from langchain_openai import ChatOpenAI
 from scripted_llm import scripted_llm, tools
 from test_planning_graph import plan, request
 
-from graphs.planning.brief import ungrounded
+from graphs.common.grounding import ungrounded
 from tools.deps import ToolDeps
 
 

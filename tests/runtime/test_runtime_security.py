@@ -265,12 +265,20 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/api/pricing/calculate"): "viewer",
     ("POST", "/api/pricing/recommend"): "viewer",
     ("POST", "/api/audit/compliance-check"): "viewer",
+    ("POST", "/api/customer/profile"): "viewer",
+    ("POST", "/api/customer/support-ticket"): "operator",
+    ("POST", "/api/customer/loyalty"): "viewer",
+    ("POST", "/api/ai/query"): "viewer",
+    ("GET", "/api/ai/task/{task_id}"): "viewer",
+    ("GET", "/api/ai/audit"): "viewer",
+    ("POST", "/chat/stream"): "viewer",
 }
 PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-000000000001", "assistant_id": "chain",
                "checkpoint_id": "1f0b7e3c-0000-6000-8000-000000000000", "namespace": "n", "doc_id": "d-1",
                "batch_id": "00000000-0000-4000-8000-000000000002",
                "deviation_id": "00000000-0000-4000-8000-000000000003",
-               "order_id": "o-1", "plan_id": "00000000-0000-4000-8000-000000000004"}  # fmt: skip
+               "order_id": "o-1", "plan_id": "00000000-0000-4000-8000-000000000004",
+               "task_id": "00000000-0000-4000-8000-000000000005"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:

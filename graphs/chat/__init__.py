@@ -1,0 +1,1 @@
+"""The ``chat`` workflow: natural-language questions answered by specialists from the real data."""
