@@ -11,6 +11,8 @@ The answer is kept only when it is grounded: it called a tool and every number i
 the question (:func:`graphs.common.grounding.ungrounded`). Otherwise, and on any failure of the model (an error, a
 tool it may not use, no answer after :data:`MAX_ROUNDS` rounds), the specialist's template answer stands, with the
 reason in ``fallback``. Writes are never tools: starting a plan stays with the template path and its role check.
+The sales agent may also run one read-only SELECT over the analyst views (:mod:`tools.sql_analyst`); the query
+goes out with the answer.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, ConfigDict, Field
 
 from graphs.chat.specialists import CHAT_TOOLS, ChatSpecialist
-from graphs.chat.specialists.base import Answer, Ask
+from graphs.chat.specialists.base import Answer, Ask, Table
 from graphs.common.grounding import ungrounded
 from ml.nlu import Catalog, Period, Unknown
 from tools.redact import redact, redact_text
+from tools.sql_analyst import MAX_QUERY_CHARS, VIEWS, SqlRefused, run_query
+from tools.sql_analyst import MAX_ROWS as MAX_SQL_ROWS
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,21 @@ class ToolArgs(BaseModel):
     compare_start: dt.date | None = Field(None, description="First day of the period compared with.")
     compare_end: dt.date | None = Field(None, description="Last day of the period compared with.")
     limit: int | None = Field(None, ge=1, le=50, description="How many rows (top N).")
+
+
+class SqlArgs(BaseModel):
+    """The SQL analyst's argument."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="One SELECT over the analyst views.")
+
+
+SQL_TOOL: Final = "run_sql"
+SQL_DESCRIPTION: Final = (
+    "Run one read-only SELECT (PostgreSQL) when no other tool answers the question; at most "
+    f"{MAX_SQL_ROWS} rows come back. Views: " + "; ".join(f"{name} ({cols})" for name, cols in VIEWS.items())
+)
 
 
 def _period(start: dt.date | None, end: dt.date | None) -> Period | None:
@@ -149,8 +168,23 @@ def tools_for(spec: ChatSpecialist) -> list[StructuredTool]:
     def unused(**_: Any) -> str:  # the agent loop runs the calls itself, with the question's context
         raise NotImplementedError
 
-    return [StructuredTool.from_function(unused, name=name, description=CHAT_TOOLS[name], args_schema=ToolArgs)
-            for name in spec.tools if name in TOOL_INTENTS]  # fmt: skip
+    found = [StructuredTool.from_function(unused, name=name, description=CHAT_TOOLS[name], args_schema=ToolArgs)
+             for name in spec.tools if name in TOOL_INTENTS]  # fmt: skip
+    if SQL_TOOL in spec.tools:
+        found.append(StructuredTool.from_function(unused, name=SQL_TOOL, description=SQL_DESCRIPTION,
+                                                  args_schema=SqlArgs))  # fmt: skip
+    return found
+
+
+async def _run_sql(call: dict[str, Any]) -> tuple[Answer | None, str]:
+    try:
+        result = await run_query(SqlArgs.model_validate(call.get("args") or {}).query)
+    except (ValueError, SqlRefused) as exc:  # told to the model, which may correct its query
+        refused = Answer(f"The query was refused: {exc}", kind="error", tools=[SQL_TOOL])
+        return refused, json.dumps({"kind": "error", "text": refused.text})
+    grid = Table("query result", result.columns, result.rows)
+    answer = Answer(f"{len(result.rows)} rows", table=grid, tools=[SQL_TOOL], sql=result.sql)
+    return answer, json.dumps({**model_view(answer), "truncated": result.truncated}, default=str)
 
 
 async def _run_tool(
@@ -158,6 +192,8 @@ async def _run_tool(
 ) -> tuple[Answer | None, str]:
     """One tool call: the answer it gives and the text the model is shown (None and the error for a bad call)."""
     name = call.get("name", "")
+    if name == SQL_TOOL and SQL_TOOL in spec.tools:
+        return await _run_sql(call)
     if name not in spec.tools or name not in TOOL_INTENTS:
         return None, f"error: {name!r} is not one of the {spec.name} specialist's tools"
     try:
@@ -218,6 +254,8 @@ def _final(reply: AIMessage, results: list[Answer], shown: list[str], tools: lis
     if invented:
         raise _Fallback(f"the model stated numbers no tool gave: {', '.join(invented[:5])}")
     last = results[-1]
+    if last.sql:
+        text += f"\n\nQuery run: {last.sql}"
     citations = [c for r in results for c in r.citations]
     return Answer(text, kind=last.kind, table=last.table, citations=citations, tools=tools, focus=last.focus,
                   sql=last.sql, by="llm", message_id=reply.id)  # fmt: skip

@@ -42,6 +42,7 @@ CHAT_TOOLS: Final[dict[str, str]] = {
     "plan_status": "tools.planning.plan_rows: plans and their status",
     "start_plan": "tools.deps.plan_starter: start a plan that waits for approval",
     "search_policies": "tools.knowledge.search_policies: policy passages with their citation ids",
+    "run_sql": "tools.sql_analyst.run_query: one read-only SELECT over the analyst views (LLM mode only)",
 }
 """Every read tool a chat specialist may call (name -> what it is); the LLM policies bind these by name."""
 
@@ -70,7 +71,7 @@ SPECIALISTS: Final = (
                     "fulfillment.deviations"), ("order_risk", "likely_late", "kpis", "deviations"), fulfillment.answer),
     ChatSpecialist("sales", "sales over periods, comparisons, top sellers and category shares",
                    ("sales.summary", "sales.compare", "sales.top_sellers", "sales.category_share"),
-                   ("sales_summary", "sales_compare", "top_sellers", "category_shares"), sales.answer),
+                   ("sales_summary", "sales_compare", "top_sellers", "category_shares", "run_sql"), sales.answer),
     ChatSpecialist("planning", "start a store plan (it waits for approval) and plan status",
                    ("planning.start", "planning.status"), ("start_plan", "plan_status"), planning.answer),
     ChatSpecialist("knowledge", "policy questions, answered with citations", ("knowledge.policy",),
