@@ -21,6 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from qdrant_client import QdrantClient
 
 from ml.data import load_orders_db, load_sales_db
+from ml.nlu import default_classifier
 from ml.startup import ModelStatus, ensure_models
 from rag.embeddings import make_embedder
 from rag.policy import get_policy
@@ -95,6 +96,7 @@ class Resources:
         tool_deps.current().plan_starter = plan_starter(resources.runtime)  # the chat may start plans
         resources.scoring = ScoringJobs(pool, ScoringSettings(), resources.runtime)
         resources.scoring.start()
+        await asyncio.to_thread(default_classifier)  # the chat's intent classifier: trained once, before a question
         freeze_startup_heap()
         return resources
 

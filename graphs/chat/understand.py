@@ -25,7 +25,7 @@ from typing import Any, Final
 from langchain_core.messages import AnyMessage, HumanMessage
 
 from graphs.chat.specialists import BY_INTENT, DIRECT_INTENTS
-from graphs.chat.specialists.base import Answer, clarify, names
+from graphs.chat.specialists.base import Answer, names, unresolved
 from graphs.chat.state import ChatState
 from graphs.chat.supervisor import llm_intent
 from ml.nlu import Entities, default_classifier, extract, is_follow_up
@@ -94,18 +94,6 @@ def _merge(focus: Entities, new: Entities) -> Entities:
     return replace(focus, **changes, unknown=new.unknown, ambiguous=new.ambiguous)
 
 
-def _ambiguity(entities: Entities) -> Answer | None:
-    if entities.ambiguous:
-        first = entities.ambiguous[0]
-        options = names([f"{c} ({first.kind} {i})" for c, i in zip(first.candidates, first.ids, strict=False)])
-        return clarify(f'"{first.text}" could be several {first.kind}s: {options}. Which one did you mean?')
-    if entities.unknown:
-        found = names([u.text if u.text.lower().startswith(u.kind) else f'{u.kind} "{u.text}"'
-                       for u in entities.unknown])  # fmt: skip
-        return Answer(f"I could not find {found} in the data. Check the id or the name and ask again.", kind="unknown")
-    return None
-
-
 TOPICS: Final = ("stock and what to reorder", "prices and discounts", "customers", "orders at risk, deviations and "
                  "fulfillment KPIs", "sales over periods", "store plans", "our policies")  # fmt: skip
 """What the chat answers, for the out-of-scope reply."""
@@ -171,7 +159,7 @@ async def understand(state: ChatState) -> dict[str, Any]:
 
     result: dict[str, Any] = {"understanding": understanding(text, intent, confidence, decided_by, entities,
                                                              catalog.as_of), "answer": {}}  # fmt: skip
-    problem = _ambiguity(entities) if intent not in DIRECT_INTENTS else None
+    problem = unresolved(entities) if intent not in DIRECT_INTENTS else None
     if problem is not None:
         result["understanding"]["route"] = "respond"
         result["answer"] = problem.to_dict()

@@ -14,7 +14,7 @@ tool's result; a specialist never writes one of its own.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -157,8 +157,19 @@ def unresolved(entities: Entities) -> Answer | None:
     return None
 
 
-async def answered(ask: Ask, handler: Callable[[Ask, list[str]], Awaitable[Answer]]) -> Answer:
-    """``handler``'s answer (it records its tool calls in the list it is given), or the reply that stopped it."""
+Handler = Callable[[Ask, list[str]], Awaitable[Answer]]
+"""One intent's answer: it records the tools it calls in the list it is given, and may raise :class:`Stop`."""
+
+
+async def dispatch(specialist: str, handlers: Mapping[str, Handler], ask: Ask) -> Answer:
+    """The answer of the handler of ``ask.intent``: the entity problem first, else the handler's answer or the
+    reply that stopped it."""
+    handler = handlers.get(ask.intent)
+    if handler is None:
+        return Answer(f"The {specialist} specialist does not answer {ask.intent!r} questions.", kind="refusal")
+    problem = unresolved(ask.entities)
+    if problem is not None:
+        return problem
     tools: list[str] = []
     try:
         return await handler(ask, tools)

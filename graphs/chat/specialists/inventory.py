@@ -16,22 +16,22 @@ from a tool result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from graphs.chat.specialists.base import (
     Answer,
     Ask,
-    answered,
+    Handler,
     call,
     clarify,
     count,
+    dispatch,
     money,
     names,
     pct,
     table,
-    unresolved,
 )
 from ml.nlu import ProductRef, StoreRef
 from tools import planning as planning_tools
@@ -242,7 +242,7 @@ async def _reorder(ask: Ask, tools: list[str]) -> Answer:
 
 # -- entry point --------------------------------------------------------------------------------------------------
 
-_HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
+_HANDLERS: dict[str, Handler] = {
     "inventory.stock": _stock,
     "inventory.reorder": _reorder,
 }
@@ -250,7 +250,4 @@ _HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
 
 async def answer(ask: Ask) -> Answer:
     """The inventory specialist's answer to ``ask`` (``inventory.stock`` or ``inventory.reorder``)."""
-    handler = _HANDLERS.get(ask.intent)
-    if handler is None:
-        return Answer(f"The inventory specialist does not answer {ask.intent!r} questions.", kind="refusal")
-    return unresolved(ask.entities) or await answered(ask, handler)
+    return await dispatch("inventory", _HANDLERS, ask)

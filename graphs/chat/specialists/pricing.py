@@ -11,22 +11,22 @@ product; without one the answer is a question back. Every number in the text is 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from graphs.chat.specialists.base import (
     Answer,
     Ask,
-    answered,
+    Handler,
     call,
     clarify,
     count,
+    dispatch,
     money,
     pct,
     table,
-    unresolved,
 )
-from ml.nlu import Entities, ProductRef
+from ml.nlu import ProductRef
 from tools import pricing as pricing_tools
 
 MAX_PRODUCTS = 5
@@ -49,11 +49,9 @@ _RECOMMEND_UNITS = {"current_price": "USD", "discount_pct": "%", "suggested_pric
                     "expected_lift_pct": "%", "extra_units": "units", "net_benefit": "USD"}  # fmt: skip
 
 
-def _needs_product(entities: Entities) -> Answer | None:
-    """A question back when no product is named."""
-    if not entities.products:
-        return clarify("Which product? Name it or give its sku (e.g. sku 1001).", store_ids=list(entities.store_ids))
-    return None
+def _needs_product(ask: Ask) -> Answer:
+    """The question back when no product is named."""
+    return clarify("Which product? Name it or give its sku (e.g. sku 1001).", store_ids=list(ask.entities.store_ids))
 
 
 def quantity_of(text: str, products: Sequence[ProductRef] = ()) -> int | None:
@@ -105,6 +103,8 @@ def _price_row(r: dict[str, Any]) -> list[Any]:
 
 
 async def _price(ask: Ask, tools: list[str]) -> Answer:
+    if not ask.entities.products:
+        return _needs_product(ask)
     quantity = quantity_of(ask.text, ask.entities.products)
     if quantity is None:
         return clarify("How many units? Give a whole number of at least 1.", skus=list(ask.entities.skus))
@@ -153,6 +153,8 @@ def _recommend_row(r: dict[str, Any]) -> list[Any]:
 
 
 async def _recommend(ask: Ask, tools: list[str]) -> Answer:
+    if not ask.entities.products:
+        return _needs_product(ask)
     store_id = ask.entities.store_ids[0] if ask.entities.stores else None
     products = ask.entities.products[:MAX_PRODUCTS]
     results = [await call(tools, "price_recommendation",
@@ -165,7 +167,7 @@ async def _recommend(ask: Ask, tools: list[str]) -> Answer:
 
 # -- entry point --------------------------------------------------------------------------------------------------
 
-_HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
+_HANDLERS: dict[str, Handler] = {
     "pricing.price": _price,
     "pricing.recommend": _recommend,
 }
@@ -173,7 +175,4 @@ _HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
 
 async def answer(ask: Ask) -> Answer:
     """The pricing specialist's answer to ``ask`` (``pricing.price`` or ``pricing.recommend``)."""
-    handler = _HANDLERS.get(ask.intent)
-    if handler is None:
-        return Answer(f"The pricing specialist does not answer {ask.intent!r} questions.", kind="refusal")
-    return unresolved(ask.entities) or _needs_product(ask.entities) or await answered(ask, handler)
+    return await dispatch("pricing", _HANDLERS, ask)

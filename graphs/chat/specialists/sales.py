@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from graphs.chat.specialists.base import (
     Answer,
     Ask,
+    Handler,
     Table,
-    answered,
     call,
     count,
+    dispatch,
     money,
     names,
     pct,
     table,
-    unresolved,
 )
 from ml.nlu import Entities, Period, StoreRef
 from ml.nlu.periods import previous_period
@@ -284,7 +284,7 @@ async def _category_share(ask: Ask, tools: list[str]) -> Answer:
 
 # -- entry point --------------------------------------------------------------------------------------------------
 
-_HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
+_HANDLERS: dict[str, Handler] = {
     "sales.summary": _summary,
     "sales.compare": _compare,
     "sales.top_sellers": _top_sellers,
@@ -294,7 +294,4 @@ _HANDLERS: dict[str, Callable[[Ask, list[str]], Awaitable[Answer]]] = {
 
 async def answer(ask: Ask) -> Answer:
     """The sales specialist's answer to ``ask`` (one of the ``sales.*`` intents)."""
-    handler = _HANDLERS.get(ask.intent)
-    if handler is None:
-        return Answer(f"The sales specialist does not answer {ask.intent!r} questions.", kind="refusal")
-    return unresolved(ask.entities) or await answered(ask, handler)
+    return await dispatch("sales", _HANDLERS, ask)
