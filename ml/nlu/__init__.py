@@ -16,6 +16,7 @@ from ml.nlu.intents import (
     default_classifier,
     evaluate,
     is_follow_up,
+    load_heldout,
     load_utterances,
 )
 from ml.nlu.periods import Period, parse_periods
@@ -38,6 +39,7 @@ __all__ = [
     "evaluate",
     "extract",
     "is_follow_up",
+    "load_heldout",
     "load_utterances",
     "parse_periods",
 ]

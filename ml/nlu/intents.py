@@ -7,8 +7,12 @@ Before classification, entity values are replaced by placeholder words (:func:`n
 ``xorder``, sku numbers ``xsku``, store numbers ``xstore``, catalog product names ``xproduct`` ...), so the model
 learns how a question is asked rather than which store or order it names.
 
-``utterances.yaml`` holds a fixed held-out split (``heldout: true`` blocks, about a quarter of each intent):
-:func:`default_classifier` trains on the rest only, and :func:`evaluate` on the held-out split measures it::
+``utterances.yaml`` holds the training examples. Its ``heldout: true`` blocks (about a quarter of each intent) were
+the first held-out split; their errors were read while the classifier was built, so they train it too now and serve
+only as a regression check (a classifier trained on the other blocks must still reach a floor on them).
+``heldout.yaml`` is the held-out set: written afterwards by someone who had not seen the training examples or the
+classifier, never used to train or tune it. :func:`default_classifier` trains on all of ``utterances.yaml``, and
+:func:`evaluate` on ``heldout.yaml`` measures it::
 
     python -m ml.nlu.intents          # held-out accuracy, per-intent precision / recall, confusions
 """
@@ -43,6 +47,7 @@ __all__ = [
     "default_classifier",
     "evaluate",
     "is_follow_up",
+    "load_heldout",
     "load_utterances",
     "normalise",
 ]
@@ -59,6 +64,7 @@ INTENTS: tuple[str, ...] = (
 """Every intent the classifier knows."""
 
 UTTERANCES_PATH = Path(__file__).with_name("utterances.yaml")
+HELDOUT_PATH = Path(__file__).with_name("heldout.yaml")
 
 
 @dataclass(frozen=True)
@@ -375,10 +381,15 @@ def load_utterances(path: Path | str | None = None) -> list[Utterance]:
     return [u for i, block in enumerate(data["utterances"]) for u in _block_utterances(block, i)]
 
 
+def load_heldout(path: Path | str | None = None) -> list[Utterance]:
+    """The held-out examples of ``path`` (default: the packaged ``heldout.yaml``), marked ``heldout``."""
+    return [Utterance(u.text, u.intent, True) for u in load_utterances(path or HELDOUT_PATH)]
+
+
 @functools.cache
 def default_classifier() -> IntentClassifier:
-    """The classifier trained on the packaged training split (held-out examples excluded); one per process."""
-    return IntentClassifier().train(u for u in load_utterances() if not u.heldout)
+    """The classifier trained on every example of ``utterances.yaml``; one per process."""
+    return IntentClassifier().train(load_utterances())
 
 
 def _score(intent: str, pairs: list[tuple[str, str]]) -> IntentScore:
@@ -410,10 +421,9 @@ def evaluate(classifier: IntentClassifier, utterances: Sequence[Utterance]) -> I
 
 
 def main() -> None:
-    """Log the held-out evaluation of the default classifier."""
+    """Log the evaluation of the default classifier on the held-out set."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    heldout = [u for u in load_utterances() if u.heldout]
-    log.info("%s", evaluate(default_classifier(), heldout).format())
+    log.info("%s", evaluate(default_classifier(), load_heldout()).format())
 
 
 if __name__ == "__main__":

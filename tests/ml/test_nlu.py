@@ -18,6 +18,7 @@ from ml.nlu import (
     evaluate,
     extract,
     is_follow_up,
+    load_heldout,
     load_utterances,
     parse_periods,
 )
@@ -26,6 +27,7 @@ from ml.synth import DEFAULT_AS_OF, generate
 
 AS_OF = DEFAULT_AS_OF  # 2026-10-31, a Saturday
 HELDOUT_FLOOR = 0.85
+FRESH_HELDOUT_FLOOR = 0.92  # measured once: 0.946 on 205 utterances
 """Measured held-out accuracy is 0.881 (126 utterances); the floor leaves room for library version noise."""
 
 
@@ -68,7 +70,16 @@ def test_utterances_cover_every_intent_with_a_heldout_quarter() -> None:
     assert not [u.text for u in utterances if u.heldout and u.text.lower() in train_texts]
 
 
-def test_heldout_accuracy_is_measured_on_unseen_utterances() -> None:
+def test_the_heldout_set_is_unseen_and_the_default_classifier_reaches_the_floor() -> None:
+    training = {u.text.lower().strip() for u in load_utterances()}
+    heldout = load_heldout()
+    assert len(heldout) >= 200 and {u.intent for u in heldout} == set(INTENTS) and all(u.heldout for u in heldout)
+    assert not [u.text for u in heldout if u.text.lower().strip() in training]
+    report = evaluate(default_classifier(), heldout)
+    assert report.accuracy >= FRESH_HELDOUT_FLOOR, report.format()
+
+
+def test_the_first_split_still_reaches_its_floor_when_held_out() -> None:
     utterances = load_utterances()
     heldout = [u for u in utterances if u.heldout]
     started = time.perf_counter()
