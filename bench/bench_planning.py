@@ -73,8 +73,8 @@ def measure(url: str, plans: int, warmup: int, n_items: int) -> dict[str, Any]:
                 times.append(elapsed)
             last = answer.json()
     lines = last["recommendations"]
-    return {"plans": plans, "items": n_items, "p50_s": round(percentile(times, 50), 3),
-            "p95_s": round(percentile(times, 95), 3), "max_s": round(max(times), 3), "status": last["status"],
+    return {"plans": plans, "items": n_items, "p50_s": round(percentile(times, 0.5), 3),
+            "p95_s": round(percentile(times, 0.95), 3), "max_s": round(max(times), 3), "status": last["status"],
             "orders": sum(1 for r in lines if r["recommended_order_qty"] > 0),
             "promotions": sum(1 for r in lines if r["recommended_discount"] > 0),
             "total_cost": last["summary"]["total_cost"], "confidence": (last["reflection"] or {}).get("confidence"),
