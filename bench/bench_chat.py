@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _serve import REPO, start_server
 from _timing import free_port, percentile
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_chat.json"
-REPO = Path(__file__).resolve().parents[1]
-RIMAS = Path(sys.executable).parent / "rimas"
 TIMEOUT = 120.0
 TARGETS_MS = {"first_event": 100.0, "complete": 500.0}  # p95
 # Short dialogues over the demo data: a question, then follow-ups that make sense after it.
@@ -205,29 +203,6 @@ async def measure(url: str, conversations: int, turns: int, warmup: int) -> dict
                    "wall_s": round(warm_s, 2), "complete": stats_ms([r["complete"] for r in warm if r["complete"]])},
     }  # fmt: skip
 
-
-def start_server(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """``rimas serve`` on a fresh data folder (auth off, deterministic), ready; and the seconds it took."""
-    dropped = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "DATABASE_URL", "QDRANT_URL")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIMAS_") and k not in dropped}
-    env.update(RIMAS_PORT=str(port), RIMAS_DATA_DIR=str(folder / "data"), RIMAS_LOG_LEVEL="WARNING",
-               RIMAS_LANGGRAPH_CONFIG=str(REPO / "langgraph.json"))  # fmt: skip
-    log_path = folder / "serve.log"
-    started = time.perf_counter()
-    with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
-        popen = subprocess.Popen([str(RIMAS), "serve"], cwd=folder, env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 1800
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise SystemExit(f"rimas serve exited:\n{log_path.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=2).status_code == 200:
-                return popen, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    popen.kill()
-    raise SystemExit("rimas serve was not ready in 30 minutes")
 
 
 def report(figures: dict[str, Any]) -> str:

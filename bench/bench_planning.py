@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _serve import start_server
 from _timing import free_port, percentile
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_planning.json"
-REPO = Path(__file__).resolve().parents[1]
-RIMAS = Path(sys.executable).parent / "rimas"
 
 
 def request(n_items: int) -> dict[str, Any]:
@@ -37,26 +34,6 @@ def request(n_items: int) -> dict[str, Any]:
             "constraints": {"lead_time_days": 3, "budget_limit": 200000, "max_discount": 0.15},
             "items": [{"item_id": 1001 + i, "current_stock": (37 * i) % 120} for i in range(n_items)]}  # fmt: skip
 
-
-def start_server(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RIMAS_") and k not in ("OPENAI_API_KEY",)}
-    env.update(RIMAS_PORT=str(port), RIMAS_DATA_DIR=str(folder / "data"), RIMAS_LOG_LEVEL="WARNING",
-               RIMAS_LANGGRAPH_CONFIG=str(REPO / "langgraph.json"))
-    log = (folder / "serve.log").open("ab")
-    started = time.perf_counter()
-    popen = subprocess.Popen([str(RIMAS), "serve"], cwd=folder, env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 1800
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise SystemExit(f"rimas serve exited:\n{(folder / 'serve.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ok", timeout=2).status_code == 200:
-                return popen, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    popen.kill()
-    raise SystemExit("rimas serve was not ready in 30 minutes")
 
 
 def measure(url: str, plans: int, warmup: int, n_items: int) -> dict[str, Any]:

@@ -136,45 +136,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 async def _evaluate(settings: Settings, url: str, path: Path | None) -> tuple[Any, str]:
-    from qdrant_client import QdrantClient
-
+    """The chat evaluation on the database at ``url`` with its models (loaded, or trained when missing and the
+    settings allow) and the knowledge base; deterministic (no LLM)."""
     from graphs.chat.evaluation import load_questions, run_evaluation
     from ml.data import load_orders_db, load_sales_db
     from ml.startup import ensure_models
-    from rag.embeddings import make_embedder
     from rag.policy import get_policy
-    from rag.service import KnowledgeBase
-    from server.db import connect, open_pool
-    from server.qdrant import QdrantLockedError, open_qdrant
-    from tools import deps as tool_deps
-    from tools.deps import ToolDeps
+    from server.cli import evaluation_tools
+    from server.db import connect
 
     questions = load_questions(path)
     with connect(url) as conn:
         statuses = ensure_models(settings.resolved_models_dir, lambda: load_orders_db(conn, labelled_only=True),
                                  lambda: load_sales_db(conn), settings.train_models_on_start,
                                  severity_thresholds=get_policy().severity.thresholds.model_dump())  # fmt: skip
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    try:
-        client = await asyncio.to_thread(open_qdrant, settings)
-        where = "the configured Qdrant"
-    except QdrantLockedError:
-        client, where = QdrantClient(":memory:"), "an in-memory copy of the policy documents (Qdrant is in use)"
-    try:
-        knowledge = KnowledgeBase(client, make_embedder(api_key, settings.openai_base_url, settings.embedding_model),
-                                  policy=get_policy())  # fmt: skip
-        await asyncio.to_thread(knowledge.ensure_collections)
-        await asyncio.to_thread(knowledge.ingest_policy_documents)
-        pool = await open_pool(url, settings)
-        try:
-            models = {name: s.model for name, s in statuses.items() if s.model is not None}
-            tool_deps.install(ToolDeps(pool=pool, policy=get_policy(), knowledge=knowledge, models=models))
-            return await run_evaluation(questions), where
-        finally:
-            tool_deps.install(None)
-            await pool.close()
-    finally:
-        await asyncio.to_thread(client.close)
+    models = {name: s.model for name, s in statuses.items() if s.model is not None}
+    async with evaluation_tools(settings, url, llm=False, models=models) as where:
+        return await run_evaluation(questions), where
 
 
 def cmd_eval_chat(args: argparse.Namespace) -> int:

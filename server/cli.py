@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,15 +173,15 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _evaluate_deviations(
-    settings: Settings, url: str, scenarios: list[Scenario], *, use_llm: bool
-) -> tuple[EvaluationReport, str]:
-    """Run the deviation evaluation on the database at ``url`` with the configured knowledge base (an in-memory copy
-    of the policy documents when another process holds the local Qdrant folder); returns the report and which
-    knowledge base was used."""
+@contextlib.asynccontextmanager
+async def evaluation_tools(
+    settings: Settings, url: str, *, llm: bool, models: dict[str, Any] | None = None
+) -> AsyncIterator[str]:
+    """The tools' resources for an evaluation on the database at ``url``: a pool, the configured knowledge base (an
+    in-memory copy of the policy documents when another process holds the local Qdrant folder), ``models``, and the
+    LLM when ``llm`` and one is configured. Yields which knowledge base is used."""
     from qdrant_client import QdrantClient
 
-    from graphs.deviation.evaluation import run_evaluation
     from rag.embeddings import make_embedder
     from rag.policy import get_policy
     from rag.service import KnowledgeBase
@@ -205,14 +205,25 @@ async def _evaluate_deviations(
         await asyncio.to_thread(knowledge.ingest_policy_documents)
         pool = await open_pool(url, settings)
         try:
-            tool_deps.install(ToolDeps(pool=pool, policy=get_policy(), knowledge=knowledge,
-                                       llm=chat_model(settings) if use_llm else None))  # fmt: skip
-            return await run_evaluation(scenarios), where
+            tool_deps.install(ToolDeps(pool=pool, policy=get_policy(), knowledge=knowledge, models=dict(models or {}),
+                                       llm=chat_model(settings) if llm else None))  # fmt: skip
+            yield where
         finally:
             tool_deps.install(None)
             await pool.close()
     finally:
         await asyncio.to_thread(client.close)
+
+
+async def _evaluate_deviations(
+    settings: Settings, url: str, scenarios: list[Scenario], *, use_llm: bool
+) -> tuple[EvaluationReport, str]:
+    """Run the deviation evaluation on the database at ``url`` (see :func:`evaluation_tools`); returns the report
+    and which knowledge base was used."""
+    from graphs.deviation.evaluation import run_evaluation
+
+    async with evaluation_tools(settings, url, llm=use_llm) as where:
+        return await run_evaluation(scenarios), where
 
 
 def cmd_eval_deviation(args: argparse.Namespace) -> int:

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, Literal
 
-import numpy as np
 from psycopg import AsyncConnection
 
-from tools.customers import analytics, customer_profile
+from tools.customers import analytics, customer_profile, frame_value
 from tools.deps import current
 from tools.inventory import IdempotencyKeyReused, NotFound, ShopError
 from tools.ledger import Attribution, insert_once
@@ -100,16 +99,6 @@ async def require_customer(value: int | str, field: str = "customer_id") -> int:
 # -- profile --------------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.bool_ | bool):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating | float):
-        return None if np.isnan(value) else float(value)
-    return value
-
-
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -123,7 +112,7 @@ async def profile(customer_id: int) -> dict[str, Any]:
     data = await analytics()
     rfm = None
     if customer_id in data.rfm.index:
-        rfm = {name: _plain(data.rfm.at[customer_id, name]) for name in ("recency_days", "frequency", "monetary")}
+        rfm = {name: frame_value(data.rfm, customer_id, name) for name in ("recency_days", "frequency", "monetary")}
     return {
         "customer_id": found.customer_id, "name": found.name, "email": found.email, "city": found.city,
         "segment": found.crm_segment, "loyalty_points": found.loyalty_points,

@@ -310,7 +310,8 @@ async def analytics() -> CustomerAnalytics:
 # -- helpers -----------------------------------------------------------------------------------------------
 
 
-def _value(frame: pd.DataFrame | None, customer_id: int, column: str) -> Any:
+def frame_value(frame: pd.DataFrame | None, customer_id: int, column: str) -> Any:
+    """A customer's value in an analytics table as a plain Python value (None when absent or NaN)."""
     if frame is None or customer_id not in frame.index:
         return None
     value = frame.at[customer_id, column]
@@ -363,14 +364,15 @@ async def customer_profile(customer_id: int) -> CustomerProfile | None:
         created_at=row["created_at"], orders=int(row["orders"]), refunded_orders=int(row["refunded_orders"]),
         total_spent=float(row["total_spent"]), first_order=row["first_order"], last_order=last,
         recency_days=(data.as_of - last).days if last is not None else None, as_of=data.as_of,
-        segment=_segment_of(data, customer_id), clv=_value(clv_table, customer_id, "clv"),
+        segment=_segment_of(data, customer_id), clv=frame_value(clv_table, customer_id, "clv"),
         clv_horizon_days=data.clv.horizon_days if data.clv is not None and customer_id in data.clv.table.index
         else None,
-        expected_purchases=_value(clv_table, customer_id, "purchases_if_active"),
-        p_active=_value(clv_table, customer_id, "p_active"),
-        value_per_purchase=_value(clv_table, customer_id, "value_per_purchase"),
-        churn_risk=_value(churn_table, customer_id, "at_risk"), churn_score=_value(churn_table, customer_id, "score"),
-        churn_reason=_value(churn_table, customer_id, "reason"), how=_profile_how(data),
+        expected_purchases=frame_value(clv_table, customer_id, "purchases_if_active"),
+        p_active=frame_value(clv_table, customer_id, "p_active"),
+        value_per_purchase=frame_value(clv_table, customer_id, "value_per_purchase"),
+        churn_risk=frame_value(churn_table, customer_id, "at_risk"),
+        churn_score=frame_value(churn_table, customer_id, "score"),
+        churn_reason=frame_value(churn_table, customer_id, "reason"), how=_profile_how(data),
     )  # fmt: skip
 
 
@@ -404,8 +406,9 @@ def _top_row(
     clv_table = data.clv.table if data.clv is not None else None
     return TopCustomer(
         rank=rank, customer_id=cid, name=row["name"], by=by, value=value, loyalty_points=int(row["loyalty_points"]),
-        segment=_segment_of(data, cid), clv=_value(clv_table, cid, "clv"), monetary=_value(data.rfm, cid, "monetary"),
-        frequency=_value(data.rfm, cid, "frequency"), how=how,
+        segment=_segment_of(data, cid), clv=frame_value(clv_table, cid, "clv"),
+        monetary=frame_value(data.rfm, cid, "monetary"),
+        frequency=frame_value(data.rfm, cid, "frequency"), how=how,
     )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ goes out with the answer.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from dataclasses import replace
@@ -162,8 +163,10 @@ def _hints(ask: Ask) -> dict[str, Any]:
     return hints
 
 
+@functools.cache
 def tools_for(spec: ChatSpecialist) -> list[StructuredTool]:
-    """The specialist's read tools, for binding (their code runs in :func:`agent_answer`, not here)."""
+    """The specialist's read tools, for binding (their code runs in :func:`agent_answer`, not here); built once per
+    specialist and process."""
 
     def unused(**_: Any) -> str:  # the agent loop runs the calls itself, with the question's context
         raise NotImplementedError

@@ -8,6 +8,7 @@ error) returns None and the classifier's reading stands. Writes never reach the 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, Final, Literal
@@ -40,8 +41,9 @@ def _unused(**_: Any) -> str:  # the routing reads the call's arguments; the too
     raise NotImplementedError
 
 
+@functools.cache
 def route_tools() -> list[StructuredTool]:
-    """One tool per specialist (its argument: the intent) and ``answer_directly``."""
+    """One tool per specialist (its argument: the intent) and ``answer_directly``; built once per process."""
     found = []
     for spec in SPECIALISTS:
         intent_type: Any = Literal[spec.intents]

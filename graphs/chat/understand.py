@@ -136,7 +136,7 @@ async def understand(state: ChatState) -> dict[str, Any]:
     entities = extract(text, catalog, base_period=focus_entities.period)
     intent, confidence, decided_by = guess.intent, guess.confidence, "classifier"
 
-    if is_write_request(text) and not _START_PLAN.search(text):
+    if is_write_request(text):
         intent, decided_by = "chat.write_request", "guard"
     elif focus.get("intent") and _WHY.match(text) and not entities.order_ids and (focus.get("ids") or {}).get(
         "order_ids"
