@@ -135,7 +135,8 @@ def test_greedy_is_within_one_unit_of_the_optimum(spec: list[tuple[float, list[f
     alloc = allocate_budget(lines, budget)
     best = _brute_force(lines, budget)
     assert alloc.total_profit <= best + 1e-9
-    assert alloc.total_profit >= best - max(max(p) for _, p in spec) - 1e-9
+    one_unit = max(0.0, *(max(p) for _, p in spec))  # a unit that only loses money is never funded: no slack for it
+    assert alloc.total_profit >= best - one_unit - 1e-9
 
 
 @settings(max_examples=150, deadline=None)
