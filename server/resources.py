@@ -36,7 +36,9 @@ from server.runtime import Runtime
 from server.scoring_jobs import ScoringJobs, ScoringSettings
 from server.seed import database_is_empty, seed_database
 from server.settings import Settings
+from tools import customers
 from tools import deps as tool_deps
+from tools.catalog import load_catalog
 from tools.deps import ToolDeps
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class Resources:
         resources.scoring = ScoringJobs(pool, ScoringSettings(), resources.runtime)
         resources.scoring.start()
         await asyncio.to_thread(default_classifier)  # the chat's intent classifier: trained once, before a question
+        await _warm_chat()
         freeze_startup_heap()
         return resources
 
@@ -117,6 +120,19 @@ class Resources:
             finally:
                 await asyncio.to_thread(self.database.stop)
         log.info("resources closed")
+
+
+async def _warm_chat() -> None:
+    """Compute what the chat caches per data version (the catalog, the customer analytics) before the first
+    question rather than during it; an empty database leaves them to the first question (which says why)."""
+    started = time.perf_counter()
+    try:
+        await load_catalog()
+        await customers.analytics()
+    except Exception as exc:  # no data yet (or it is unreadable): the chat reports it when asked
+        log.info("chat caches left cold", extra={"reason": str(exc)})
+        return
+    log.info("chat caches ready", extra={"seconds": round(time.perf_counter() - started, 2)})
 
 
 def chat_model(settings: Settings) -> ChatOpenAI | None:

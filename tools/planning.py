@@ -11,12 +11,18 @@ order adds its quantity to the inventory's ``on_order`` in the same transaction,
 
 A plan starts the day after the store's latest recorded sales (the data's "today"): the forecast covers the days
 after the history it stands on.
+
+:func:`reorder_preview` (the chat's "what should I reorder") keeps its last forecasts per store in memory, and the
+plans made from them: the key holds everything a forecast depends on (the items, the first day, the horizon, the
+model version, the planned promotions and a digest of the history's rows computed by PostgreSQL), so a changed sale
+or a new model misses it; a plan is kept by its item's facts (stock, lead time, prices), read on every call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Final
@@ -30,6 +36,8 @@ from tools.deps import current
 from tools.ledger import Attribution, LedgerWrite, insert_once
 
 HISTORY_DAYS: Final = 400
+PREVIEW_CACHE_SIZE: Final = 64
+"""How many stores' (or sku selections') preview forecasts are kept."""
 """Days of sales history read per item: a year of weekly/yearly lags plus a margin."""
 
 PLANNING_TOOLS: Final[dict[str, tuple[str, ...]]] = {
@@ -152,6 +160,19 @@ async def sales_history(store_id: int, skus: list[int], until: date, days: int =
     frame["sales"] = frame["sales"].astype(float)
     frame["discount"] = frame["discount"].astype(float)
     return frame
+
+
+async def history_digest(store_id: int, skus: list[int], until: date, days: int = HISTORY_DAYS) -> tuple[int, int]:
+    """The row count and an order-free digest (the sum of each row's 64-bit text hash) of what :func:`sales_history`
+    would read: equal digests, equal histories (up to a hash collision). Computed by PostgreSQL, nothing fetched."""
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n, coalesce(sum(hashtextextended(concat_ws(' ', sku, date, units, discount), 0)), 0) "
+            "AS digest FROM sales_daily WHERE store_id = %s AND sku = ANY(%s) AND date >= %s AND date < %s",
+            (store_id, skus, until - timedelta(days=days), until),
+        )
+        row = await cur.fetchone()
+    return (int(row["n"]), int(row["digest"])) if row else (0, 0)
 
 
 async def planned_discounts(store_id: int, skus: list[int], start: date, days: int) -> pd.DataFrame | None:
@@ -305,6 +326,17 @@ async def stocked_items(store_id: int, skus: list[int] | None = None) -> list[di
         return [dict(r) for r in await cur.fetchall()]
 
 
+@dataclass
+class _Preview:
+    """One cached preview: its forecasts, and the plans made from them, by the item's facts and the settings."""
+
+    forecasts: dict[int, Forecast]
+    plans: dict[tuple[Any, ...], Any]
+
+
+_previews: OrderedDict[tuple[Any, ...], _Preview] = OrderedDict()  # least recently used first
+
+
 async def reorder_preview(store_id: int, review_days: int = 7, skus: list[int] | None = None) -> list[dict[str, Any]]:
     """What the inventory planner would order now for the store's items (all, or ``skus``), each over its own
     lead time + ``review_days``, from the demand model (fallbacks as in a plan): a read-only preview, no plan.
@@ -316,19 +348,34 @@ async def reorder_preview(store_id: int, review_days: int = 7, skus: list[int] |
     if not facts:
         return []
     cover = max(f.lead_time_days for f in facts.values()) + review_days
-    history = await sales_history(store_id, list(facts), starts)
+    model, min_history = deps.models.get("demand"), deps.policy.planning.min_history_days
     promotions = await planned_discounts(store_id, list(facts), starts, cover)
-    forecasts = await asyncio.to_thread(forecast_items, history, list(facts), cover, deps.models.get("demand"),
-                                        deps.policy.planning.min_history_days, promotions)  # fmt: skip
+    version = model.model_version if model is not None else None
+    key = (store_id, tuple(sorted(facts)), starts, cover, version, min_history,
+           await history_digest(store_id, list(facts), starts),
+           None if promotions is None else tuple(promotions.itertuples(index=False)))  # fmt: skip
+    cached = _previews.get(key)
+    if cached is None:
+        history = await sales_history(store_id, list(facts), starts)
+        cached = _previews[key] = _Preview(await asyncio.to_thread(
+            forecast_items, history, list(facts), cover, model, min_history, promotions), {})  # fmt: skip
+        while len(_previews) > PREVIEW_CACHE_SIZE:
+            _previews.popitem(last=False)
+    else:
+        _previews.move_to_end(key)
     costs = PlanningCosts(service_level=deps.policy.planning.service_level_pct / 100)
     out: list[dict[str, Any]] = []
     for sku, item in facts.items():
-        fc = forecasts[sku]
-        plan = plan_item(ItemPlanInput(sku=sku, on_hand=item.on_hand, on_order=item.on_order, p50=fc.p50, p90=fc.p90,
-                                       lead_time_days=item.lead_time_days, review_days=review_days,
-                                       unit_cost=item.unit_cost, unit_price=item.unit_price,
-                                       history_days=item.history_days), costs,
-                         min_history_days=deps.policy.planning.min_history_days)  # fmt: skip
+        fc = cached.forecasts[sku]
+        plan = cached.plans.get((item, review_days, costs, min_history))
+        if plan is None:  # stock, lead time, costs: the plan's own inputs
+            if len(cached.plans) >= PREVIEW_CACHE_SIZE * len(facts):
+                cached.plans.clear()
+            plan = cached.plans[item, review_days, costs, min_history] = plan_item(ItemPlanInput(
+                sku=sku, on_hand=item.on_hand, on_order=item.on_order, p50=fc.p50, p90=fc.p90,
+                lead_time_days=item.lead_time_days, review_days=review_days, unit_cost=item.unit_cost,
+                unit_price=item.unit_price, history_days=item.history_days), costs,
+                min_history_days=min_history)  # fmt: skip
         out.append({"sku": sku, "name": item.name, "on_hand": item.on_hand, "on_order": item.on_order,
                     "lead_time_days": item.lead_time_days, "order_qty": plan.order_qty,
                     "cost": round(plan.order_qty * item.unit_cost, 2),

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ml.errors import InputError
@@ -498,9 +499,52 @@ def _category_aliases(categories: tuple[str, ...]) -> Iterator[_Alias]:
             yield _Alias(_words(name), "category", (index,))
 
 
+class _SizeIndex:
+    """The aliases of one number of words, indexed so that most never meet :func:`_similarity`: by text (for the
+    exact and plural matches) and by character counts (difflib's ``quick_ratio`` bound, for all of them at once)."""
+
+    def __init__(self, aliases: list[_Alias]) -> None:
+        self.aliases = tuple(aliases)
+        self.by_text = {a.text: i for i, a in enumerate(aliases)}
+        self.lengths = np.array([len(a.text) for a in aliases])
+        self.alphabet = {c: i for i, c in enumerate(sorted({c for a in aliases for c in a.text}))}
+        self.letters = np.zeros((len(aliases), len(self.alphabet)), dtype=np.int32)
+        for row, alias in enumerate(aliases):
+            for c in alias.text:
+                self.letters[row, self.alphabet[c]] += 1
+
+    def candidates(self, phrases: list[str]) -> list[list[int]]:
+        """For each said phrase, the aliases :func:`_similarity` can score at least :data:`FUZZY_CUTOFF` against
+        it, in alias order: the ones equal to it or to a plural of it (or it to theirs), and, for a phrase of 5 or
+        more characters, those of 5 or more within 3 of its length whose shared characters (with multiplicity)
+        reach the cutoff: ``quick_ratio``, an upper bound of the ratio (computed for all phrases at once)."""
+        found: list[set[int]] = []
+        for said in phrases:
+            exact = [said, said + "s"]
+            if said.endswith("s"):
+                exact.append(said[:-1])
+            if said.endswith("es"):
+                exact.append(said[:-2])
+            found.append({self.by_text[text] for text in exact if text in self.by_text})
+        long = [i for i, said in enumerate(phrases) if len(said) >= 5]
+        if long:
+            counts = np.zeros((len(long), len(self.alphabet)), dtype=np.int32)
+            for row, i in enumerate(long):
+                for c in phrases[i]:
+                    if c in self.alphabet:
+                        counts[row, self.alphabet[c]] += 1
+            shared = np.minimum(self.letters[None, :, :], counts[:, None, :]).sum(axis=2)
+            said_lengths = np.array([len(phrases[i]) for i in long])[:, None]
+            near = (self.lengths >= 5) & (np.abs(self.lengths - said_lengths) <= 3)
+            near &= 2.0 * shared / (said_lengths + self.lengths) >= FUZZY_CUTOFF
+            for row, column in zip(*np.nonzero(near), strict=True):
+                found[long[row]].add(int(column))
+        return [sorted(f) for f in found]
+
+
 @functools.lru_cache(maxsize=16)
-def _aliases(catalog: Catalog, kind: str) -> dict[int, tuple[_Alias, ...]]:
-    """The catalog's aliases of one kind (product, store, category), by number of words."""
+def _aliases(catalog: Catalog, kind: str) -> dict[int, _SizeIndex]:
+    """The catalog's aliases of one kind (product, store, category), indexed by number of words."""
     if kind == "product":
         aliases: Iterable[_Alias] = (a for p in catalog.products for a in _product_aliases(p))
     elif kind == "store":
@@ -514,7 +558,7 @@ def _aliases(catalog: Catalog, kind: str) -> dict[int, tuple[_Alias, ...]]:
     by_size: dict[int, list[_Alias]] = {}
     for words, (alias_kind, ids) in merged.items():
         by_size.setdefault(len(words), []).append(_Alias(words, alias_kind, tuple(ids)))
-    return {n: tuple(group) for n, group in by_size.items()}
+    return {n: _SizeIndex(group) for n, group in by_size.items()}
 
 
 def _similarity(said: str, alias: str) -> float:
@@ -529,13 +573,14 @@ def _similarity(said: str, alias: str) -> float:
     return matcher.ratio()
 
 
-def _name_matches(tokens: list[re.Match[str]], index: dict[int, tuple[_Alias, ...]]) -> list[_Match]:
+def _name_matches(tokens: list[re.Match[str]], index: dict[int, _SizeIndex]) -> list[_Match]:
     words = [t.group(0) for t in tokens]
     found: list[_Match] = []
-    for size, aliases in index.items():
-        for i in range(len(words) - size + 1):
-            said = " ".join(words[i : i + size])
-            for alias in aliases:
+    for size, group in index.items():
+        phrases = [" ".join(words[i : i + size]) for i in range(len(words) - size + 1)]
+        for i, (said, candidates) in enumerate(zip(phrases, group.candidates(phrases), strict=True)):
+            for position in candidates:
+                alias = group.aliases[position]
                 score = _similarity(said, alias.text)
                 if score >= FUZZY_CUTOFF:
                     found.append(_Match(i, i + size, alias, score))

@@ -27,6 +27,7 @@ from ml.nlu.entities import MAX_TEXT_CHARS
 from rag.schemas import JSON_INTEGER, NON_BLANK
 from server.auth import ROLE_RANK, Principal, Viewer
 from server.errors import ApiError
+from server.routes.chat import ASSISTANT, DURABILITY
 from server.routes.customer_service import CustomerId
 from server.routes.shop import ShopRoute, Sku, StoreId, shop_errors, task_id_of
 from server.runtime.deps import RuntimeDep
@@ -36,7 +37,6 @@ from tools.deps import current
 
 router = APIRouter(tags=["shop"], route_class=ShopRoute)
 
-ASSISTANT: Final = "chat"
 ENDPOINT: Final = "/api/ai/query"
 _SESSIONS: Final = uuid.UUID("6f1c8a52-4a8e-4f0b-9a57-0d6c2b1e9d33")
 """Namespace of the chat thread ids derived from (key name, session id)."""
@@ -156,7 +156,8 @@ async def ai_query(body: AiQueryRequest, request: Request, runtime: RuntimeDep, 
     question = question_of(body.ui_payload)
     thread_id = thread_of(principal, body.session_id)
     run_body = RunCreate(assistant_id=ASSISTANT, input={"messages": [{"role": "user", "content": question}]},
-                         if_not_exists="create", metadata={"started_from": ENDPOINT, "page": body.page})  # fmt: skip
+                         if_not_exists="create", metadata={"started_from": ENDPOINT, "page": body.page},
+                         durability=DURABILITY)  # fmt: skip
     run = await runtime.manager.start(thread_id, run_body, principal, "wait")
     task_id = request.state.shop_task_id = run.run_id
     asked = {**body.model_dump(mode="json", exclude_none=True), "question": question, "thread_id": thread_id}

@@ -6,6 +6,12 @@ event carries the thread id to send with the next question, so the conversation 
 run's: ``messages/partial`` or ``messages`` for the answer (``messages-tuple``), ``custom`` with the answer's
 structured part (``{"type": "chat.answer", "table", "citations", ...}``), then ``end``.
 
+Its runs are saved with LangGraph's ``exit`` durability: one checkpoint per question, the state after the answer
+(with the understanding, the answer and the tools it used), instead of one per node. An answer only reads and takes
+milliseconds, so there is nothing to resume halfway, and this halves the database work of a question
+(``bench/bench_chat.py``). Runs started on ``/threads/{id}/runs`` (LangGraph Studio, Agent Chat UI) keep the
+default and checkpoint every node.
+
 Asking needs the viewer role: the chat only reads, except starting a plan, which needs an operator and still
 waits for approval.
 """
@@ -30,6 +36,8 @@ from server.runtime.schemas import ID_PATTERN, ID_RULE, RunCreate
 router = APIRouter(tags=["chat"])
 
 ASSISTANT = "chat"
+DURABILITY: Literal["exit"] = "exit"
+"""How the chat endpoints' runs are checkpointed (see the module docstring)."""
 ChatStreamMode = Literal["messages-tuple", "custom", "values", "updates"]
 
 
@@ -53,6 +61,6 @@ async def chat_stream(body: ChatRequest, runtime: RuntimeDep, principal: Viewer)
     thread_id = body.thread_id or str(uuid.uuid4())
     run_body = RunCreate(assistant_id=ASSISTANT, input={"messages": [{"role": "user", "content": body.message}]},
                          stream_mode=list(dict.fromkeys(body.stream_mode)), if_not_exists="create",
-                         metadata={"started_from": "chat/stream"})  # fmt: skip
+                         metadata={"started_from": "chat/stream"}, durability=DURABILITY)  # fmt: skip
     run = await runtime.manager.start(thread_id, run_body, principal, "stream")
     return stream_response(runtime.manager, thread_id, run.run_id, handle=run)

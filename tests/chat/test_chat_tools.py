@@ -7,8 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
-from tools import sales
+from tools import planning, sales
 from tools.deps import ToolDeps
 from tools.planning import reorder_preview
 from tools.risk import likely_late, open_order_risks
@@ -51,3 +52,38 @@ async def test_the_reorder_preview_lists_what_the_planner_would_order(deps: Tool
     assert len(preview) == 8 and all(r["order_qty"] >= 0 for r in preview)
     risks = [r["stockout_risk"] for r in preview]
     assert risks == sorted(risks, reverse=True)
+
+
+async def test_the_reorder_preview_reuses_its_forecasts_until_a_sale_changes(
+    deps: ToolDeps, db: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    read_history = planning.sales_history
+
+    async def counted(store_id: int, *args: Any) -> Any:
+        reads.append(store_id)
+        return await read_history(store_id, *args)
+
+    monkeypatch.setattr(planning, "sales_history", counted)
+    planning._previews.clear()
+    first = await reorder_preview(3)
+    assert await reorder_preview(3) == first and reads == [3]  # the second answer reused the forecasts
+    sku = first[0]["sku"]
+    on_hand = db.execute("SELECT on_hand FROM inventory WHERE store_id = 3 AND sku = %s", (sku,)).fetchone()["on_hand"]
+    db.execute("UPDATE inventory SET on_hand = on_hand + 1000 WHERE store_id = 3 AND sku = %s", (sku,))
+    try:  # new stock, same forecast: planned again from the kept forecast
+        stocked = {r["sku"]: r for r in await reorder_preview(3)}
+        assert stocked[sku]["on_hand"] == on_hand + 1000 and stocked[sku]["order_qty"] == 0 and reads == [3]
+    finally:
+        db.execute("UPDATE inventory SET on_hand = %s WHERE store_id = 3 AND sku = %s", (on_hand, sku))
+    day = db.execute("SELECT max(date) AS d FROM sales_daily WHERE store_id = 3 AND sku = %s", (sku,)).fetchone()["d"]
+    db.execute("UPDATE sales_daily SET units = units + 400 WHERE store_id = 3 AND sku = %s AND date = %s", (sku, day))
+    try:
+        changed = await reorder_preview(3)
+        assert reads == [3, 3]  # a changed sale is a new history: forecast again
+        planning._previews.clear()
+        assert await reorder_preview(3) == changed  # and what it answered is what a cold start answers
+    finally:
+        db.execute("UPDATE sales_daily SET units = units - 400 WHERE store_id = 3 AND sku = %s AND date = %s",
+                   (sku, day))  # fmt: skip
+    assert await reorder_preview(3) == first

@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,6 +16,7 @@ from ml.nlu import (
     Catalog,
     IntentClassifier,
     default_classifier,
+    entities,
     evaluate,
     extract,
     is_follow_up,
@@ -23,6 +25,7 @@ from ml.nlu import (
     parse_periods,
 )
 from ml.nlu.entities import MAX_TEXT_CHARS
+from ml.nlu.intents import normalise
 from ml.synth import DEFAULT_AS_OF, generate
 
 AS_OF = DEFAULT_AS_OF  # 2026-10-31, a Saturday
@@ -289,3 +292,31 @@ def test_bad_catalog_and_training_data() -> None:
     assert error.value.allowed == ["store_id", "name", "city"]
     with pytest.raises(InputError):
         IntentClassifier().train([])
+
+
+def test_the_compiled_scorer_gives_the_pipelines_probabilities() -> None:
+    classifier = default_classifier()
+    texts = [normalise(u.text) for u in load_heldout() + load_utterances()] + ["zzzz qqqq", "a"]  # the last: no n-gram
+    assert classifier._scorer is not None
+    fast, reference = classifier._scorer(texts), classifier._fitted().predict_proba(texts)
+    assert np.allclose(fast, reference, rtol=0, atol=1e-12)
+    assert (fast.argmax(axis=1) == reference.argmax(axis=1)).all()
+
+
+def test_the_name_index_skips_only_aliases_that_cannot_match(crowded: Catalog) -> None:
+    """Every alias the index leaves out scores below the cutoff: the same matches as scoring every alias."""
+    said = []
+    for product in crowded.products:
+        name = product.name.lower()
+        said += [name, name[:-2], name.replace("e", "", 1), name[1:] + "s", " ".join(name.split()[1:])]
+    said += [f"how many {s.city} {s.name} at store 2 last week" for s in crowded.stores]
+    for text in said:
+        tokens = list(entities._TOKEN.finditer(text))
+        for kind in ("product", "store", "category"):
+            index = entities._aliases(crowded, kind)
+            every = [entities._Match(i, i + size, alias, score)
+                     for size, group in index.items() for i in range(len(tokens) - size + 1)
+                     for alias in group.aliases
+                     if (score := entities._similarity(" ".join(t.group(0) for t in tokens[i:i + size]), alias.text))
+                     >= entities.FUZZY_CUTOFF]  # fmt: skip
+            assert entities._name_matches(tokens, index) == every, (text, kind)
