@@ -2,11 +2,16 @@
 
 Starts one ``rimas serve`` (auth off, loopback) on a fresh data folder: on its first start it seeds the demo data
 (10 stores x 50 products x 3 years of sales) and trains its models, which takes a few minutes and is reported apart.
-Then ``--conversations`` conversations at once (after ``--warmup`` conversations of the same turns, not counted),
-each a thread of ``--turns`` questions asked one after the other: the next question goes out only after the
-previous answer's ``end``, with the ``thread_id`` of the first answer's ``metadata`` event, so the follow-ups
-("and at store 4?", "why?") lean on the conversation. The questions come from a fixed list of short dialogues over
-the demo data; conversation ``i`` starts with dialogue ``i`` (rotating) and goes on with the next ones.
+Then ``--rounds`` rounds of ``--conversations`` conversations at once, each a thread of ``--turns`` questions asked
+one after the other: the next question goes out as soon as the previous answer's ``end`` arrives (no time to read
+it: every conversation always has a question in flight), with the ``thread_id`` of the first answer's ``metadata``
+event, so the follow-ups ("and at store 4?", "why?") lean on the conversation. The questions come from a fixed list
+of short dialogues over the demo data; conversation ``i`` starts with dialogue ``i`` (rotating) and goes on with the
+next ones. First, ``--warmup`` conversations (by default every dialogue once) are asked and reported apart: they
+meet what a question computes once per data version (a store's demand forecast, prepared statements), the steady
+state is what the rounds measure. The rounds' questions are pooled; each round's p95 is listed too, since these
+machines are shared and their speed varies from one minute to the next. The server process's CPU per question
+(from ``/proc``, own server only) is the figure that noise moves least.
 
 Per question, from sending the request (monotonic clock): the time to the first SSE event (``metadata``), to the
 first ``messages`` event carrying AI text, and to ``end`` (the complete answer). Reports p50 / p95 / max of each,
@@ -15,7 +20,7 @@ events, streams without ``end``, empty answers) and the answers' intents (the ``
 ``--against URL`` measures a server someone else started instead (auth off).
 
 Figures, not pass/fail: the exit status is 1 only when there were errors. ``python bench/bench_chat.py
-[--conversations 20] [--turns 5] [--warmup 1] [--against URL]``; JSON in bench/out/bench_chat.json.
+[--conversations 20] [--turns 5] [--rounds 3] [--warmup 10] [--against URL]``; JSON in bench/out/bench_chat.json.
 """
 
 from __future__ import annotations
@@ -161,16 +166,35 @@ def stats_ms(values: list[float]) -> dict[str, float]:
             "max_ms": round(max(values) * 1000, 1)}  # fmt: skip
 
 
-async def measure(url: str, conversations: int, turns: int, warmup: int) -> dict[str, Any]:
+def process_cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) a process has used so far, from ``/proc`` (nan without one)."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, conversations: int, turns: int, warmup: int, rounds: int = 1,
+                  server_pid: int | None = None) -> dict[str, Any]:  # fmt: skip
     limits = httpx.Limits(max_connections=max(conversations, warmup) + 5,
                           max_keepalive_connections=max(conversations, warmup) + 5)  # fmt: skip
+    results: list[dict[str, Any]] = []
+    per_round: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(TIMEOUT, connect=10)) as client:
         warm_started = time.perf_counter()
         warm = await round_of(client, warmup, turns, 0) if warmup else []
         warm_s = time.perf_counter() - warm_started
-        cpu_before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-        results = await round_of(client, conversations, turns, 0)
+        cpu_before, server_before = resource.getrusage(resource.RUSAGE_SELF), process_cpu_s(server_pid)
+        started = time.perf_counter()
+        for _ in range(rounds):
+            round_started = time.perf_counter()
+            batch = await round_of(client, conversations, turns, 0)
+            answered = [r["complete"] for r in batch if r["error"] is None]
+            per_round.append({"wall_s": round(time.perf_counter() - round_started, 2),
+                              "complete_p95_ms": stats_ms(answered)["p95_ms"] if answered else None})  # fmt: skip
+            results += batch
         wall, cpu_after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
+        server_cpu = process_cpu_s(server_pid) - server_before
     client_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     good = [r for r in results if r["error"] is None]
     by_intent: dict[str, list[float]] = {}
@@ -183,6 +207,7 @@ async def measure(url: str, conversations: int, turns: int, warmup: int) -> dict
     return {
         "conversations": conversations,
         "turns": turns,
+        "rounds": per_round,
         "questions": len(results),
         "answered": len(good),
         "errors": len(results) - len(good),
@@ -190,6 +215,7 @@ async def measure(url: str, conversations: int, turns: int, warmup: int) -> dict
         "wall_s": round(wall, 2),
         "questions_per_s": round(len(good) / wall, 1) if wall else float("nan"),
         "client_cpu_ms_per_question": round(client_cpu * 1000 / max(1, len(results)), 1),
+        "server_cpu_ms_per_question": round(server_cpu * 1000 / max(1, len(results)), 1),
         **timings,
         "targets_p95_ms": {"first_event": TARGETS_MS["first_event"], "complete": TARGETS_MS["complete"]},
         "targets_met": {key: timings[key]["p95_ms"] < limit for key, limit in TARGETS_MS.items()},
@@ -207,10 +233,11 @@ async def measure(url: str, conversations: int, turns: int, warmup: int) -> dict
 
 def report(figures: dict[str, Any]) -> str:
     """The figures as a few lines of text."""
-    lines = [f"Chat: {figures['conversations']} concurrent conversations x {figures['turns']} turns = "
-             f"{figures['questions']} questions ({figures['answered']} answered, {figures['errors']} errors) in "
-             f"{figures['wall_s']} s, {figures['questions_per_s']} questions/s; this client's CPU "
-             f"{figures['client_cpu_ms_per_question']} ms a question"]  # fmt: skip
+    lines = [f"Chat: {figures['conversations']} concurrent conversations x {figures['turns']} turns, "
+             f"{len(figures['rounds'])} round(s) = {figures['questions']} questions ({figures['answered']} answered, "
+             f"{figures['errors']} errors) in {figures['wall_s']} s, {figures['questions_per_s']} questions/s; CPU a "
+             f"question: server {figures['server_cpu_ms_per_question']} ms, this client "
+             f"{figures['client_cpu_ms_per_question']} ms"]  # fmt: skip
     if "first_start_s" in figures:
         lines.insert(0, f"Server ready in {figures['first_start_s']} s (first start: seed + training)")
     lines.append(f"{'ms':<22}{'p50':>8}{'p95':>8}{'max':>8}  target (p95)")
@@ -221,6 +248,7 @@ def report(figures: dict[str, Any]) -> str:
         if key in TARGETS_MS:
             target = f"< {TARGETS_MS[key]:g} ms: {'met' if figures['targets_met'][key] else 'MISSED'}"
         lines.append(f"{label:<22}{t['p50_ms']:>8}{t['p95_ms']:>8}{t['max_ms']:>8}  {target}")
+    lines.append("complete p95 by round: " + ", ".join(str(r["complete_p95_ms"]) for r in figures["rounds"]))
     lines.append("complete p95 by turn: " + ", ".join(f"{k}: {v['p95_ms']}" for k, v in
                                                     figures["complete_by_turn"].items()))  # fmt: skip
     lines.append("intents: " + ", ".join(f"{k} {v}" for k, v in figures["intents"].items()))
@@ -237,12 +265,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--conversations", type=int, default=20, help="concurrent conversations (default 20)")
     parser.add_argument("--turns", type=int, default=5, help="questions per conversation (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, help="conversations run first, not counted (default 1)")
+    parser.add_argument("--warmup", type=int, default=len(DIALOGUES),
+                        help=f"conversations run first, not counted (default {len(DIALOGUES)}: every dialogue once)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --conversations, pooled (default 3)")
     parser.add_argument("--against", help="a running server's URL (auth off); default: start one")
     args = parser.parse_args()
     figures: dict[str, Any] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cpu_count": os.cpu_count()}
     if args.against:
-        figures |= asyncio.run(measure(args.against, args.conversations, args.turns, args.warmup))
+        figures |= asyncio.run(measure(args.against, args.conversations, args.turns, args.warmup, args.rounds))
     else:
         with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:
             folder = Path(tmp)
@@ -252,7 +282,7 @@ def main() -> None:
             try:
                 figures["first_start_s"] = round(ready, 1)
                 figures |= asyncio.run(measure(f"http://127.0.0.1:{port}", args.conversations, args.turns,
-                                               args.warmup))  # fmt: skip
+                                               args.warmup, args.rounds, popen.pid))  # fmt: skip
             finally:
                 popen.terminate()
                 popen.wait(timeout=60)

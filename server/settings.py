@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         "Studio, http://localhost:3000 for Agent Chat UI). With auth off, loopback origins are always allowed.",
     )
     pool_min_size: int = Field(1, ge=1, description="Minimum connections in the database pool.")
-    pool_max_size: int = Field(10, ge=1, description="Maximum connections in the database pool.")
+    pool_max_size: int = Field(20, ge=1, description="Maximum connections in the database pool (grow it with workers).")
     seed_on_start: bool = Field(True, description="Seed demo data at start-up when the database is empty.")
     train_models_on_start: bool = Field(
         True, description="Train the delay and demand models from the seeded data when none is stored."
@@ -111,7 +111,10 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         32, ge=4, le=200, description="Deepest nesting of objects and arrays accepted in a JSON body; deeper gets 422."
     )
-    workers: int = Field(16, ge=0, le=1000, description="Runs this process executes at once (0: it only queues).")
+    workers: int = Field(
+        32, ge=0, le=1000, description="Runs this process executes at once (0: it only queues); a larger burst waits "
+        "in the queue behind whole runs.",
+    )
     run_max_attempts: int = Field(
         3, ge=1, le=20, description="Executions of a run whose worker died before it is recorded as an error."
     )

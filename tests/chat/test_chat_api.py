@@ -62,6 +62,10 @@ async def test_chat_stream_answers_and_remembers_the_thread(
     assert f"{units2:,}" in answer_text(follow)
     state = (await served["viewer"].get(f"/threads/{thread}/state")).json()
     assert [m["type"] for m in state["values"]["messages"]] == ["human", "ai", "human", "ai"]
+    # one checkpoint per question (durability exit), each the state after its answer, which feedback can cite
+    history = (await served["viewer"].post(f"/threads/{thread}/history", json={"limit": 10})).json()
+    assert [len(h["values"]["messages"]) for h in history] == [4, 2]
+    assert history[0]["values"]["understanding"]["intent"] == "sales.summary" and history[0]["next"] == []
 
 
 async def test_chat_stream_refuses_bad_input_naming_the_field(served: dict[str, Any]) -> None:
