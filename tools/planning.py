@@ -146,15 +146,20 @@ async def plan_start(store_id: int) -> date:
     return (last + timedelta(days=1)) if last is not None else date.today()
 
 
+_HISTORY = "FROM sales_daily WHERE store_id = %s AND sku = ANY(%s) AND date >= %s AND date < %s"
+"""The rows of a history: :func:`sales_history` reads them, :func:`history_digest` digests them."""
+
+
+async def _history_rows(select: str, store_id: int, skus: list[int], until: date, days: int) -> list[Any]:
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(select, (store_id, skus, until - timedelta(days=days), until))
+        return list(await cur.fetchall())
+
+
 async def sales_history(store_id: int, skus: list[int], until: date, days: int = HISTORY_DAYS) -> pd.DataFrame:
     """``date, store, item, sales, discount`` for the skus over the ``days`` before ``until`` (exclusive)."""
-    async with current().pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT date, store_id AS store, sku AS item, units AS sales, discount FROM sales_daily "
-            "WHERE store_id = %s AND sku = ANY(%s) AND date >= %s AND date < %s ORDER BY sku, date",
-            (store_id, skus, until - timedelta(days=days), until),
-        )
-        rows = await cur.fetchall()
+    rows = await _history_rows(f"SELECT date, store_id AS store, sku AS item, units AS sales, discount {_HISTORY} "
+                               "ORDER BY sku, date", store_id, skus, until, days)  # fmt: skip
     frame = pd.DataFrame.from_records(rows, columns=["date", "store", "item", "sales", "discount"])
     frame["date"] = pd.to_datetime(frame["date"])
     frame["sales"] = frame["sales"].astype(float)
@@ -165,14 +170,10 @@ async def sales_history(store_id: int, skus: list[int], until: date, days: int =
 async def history_digest(store_id: int, skus: list[int], until: date, days: int = HISTORY_DAYS) -> tuple[int, int]:
     """The row count and an order-free digest (the sum of each row's 64-bit text hash) of what :func:`sales_history`
     would read: equal digests, equal histories (up to a hash collision). Computed by PostgreSQL, nothing fetched."""
-    async with current().pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) AS n, coalesce(sum(hashtextextended(concat_ws(' ', sku, date, units, discount), 0)), 0) "
-            "AS digest FROM sales_daily WHERE store_id = %s AND sku = ANY(%s) AND date >= %s AND date < %s",
-            (store_id, skus, until - timedelta(days=days), until),
-        )
-        row = await cur.fetchone()
-    return (int(row["n"]), int(row["digest"])) if row else (0, 0)
+    (row,) = await _history_rows(
+        "SELECT count(*) AS n, coalesce(sum(hashtextextended(concat_ws(' ', sku, date, units, discount), 0)), 0) "
+        f"AS digest {_HISTORY}", store_id, skus, until, days)  # fmt: skip
+    return int(row["n"]), int(row["digest"])
 
 
 async def planned_discounts(store_id: int, skus: list[int], start: date, days: int) -> pd.DataFrame | None:
