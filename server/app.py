@@ -9,6 +9,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
+from server.console import install_console
 from server.docs import install_docs
 from server.errors import install_error_handlers
 from server.middleware import install_middleware
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     install_docs(app)
+    if settings.console:
+        install_console(app, settings)
     install_middleware(app, settings)
     app.add_middleware(RequestId)  # outermost: every answer, refusals included, carries the request id
     return app

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     )
 
     host: str = Field("127.0.0.1", description="Address the API binds to.")
+    console: bool = Field(True, description="Serve the operations console at /ui (one per process).")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
     data_dir: Path = Field(Path(".rimas"), description="Where embedded data lives (pg/, qdrant/, models/).")
     database_url: str | None = Field(

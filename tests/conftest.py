@@ -147,7 +147,9 @@ def settings_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     get_settings.cache_clear()
 
     def factory(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "seed_scale": "small", "log_json": False}
+        # the console (NiceGUI, one per process) only where a test asks for it: tests build many apps
+        values: dict[str, Any] = {"data_dir": tmp_path / "data", "seed_scale": "small", "log_json": False,
+                                  "console": False}
         values.update(overrides)
         return Settings(**values)
 

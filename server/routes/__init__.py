@@ -12,6 +12,7 @@ from server.routes import (
     feedback,
     health,
     knowledge,
+    me,
     plans,
     runs,
     scoring,
@@ -21,6 +22,7 @@ from server.routes import (
 
 ROUTERS: list[APIRouter] = [
     health.router,
+    me.router,
     assistants.router,
     threads.router,
     runs.router,

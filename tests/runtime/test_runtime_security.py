@@ -218,6 +218,7 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("GET", "/ok"): None,
     ("GET", "/health"): "viewer",
     ("GET", "/info"): "viewer",
+    ("GET", "/auth/me"): "viewer",
     ("GET", "/docs"): "viewer",
     ("GET", "/redoc"): "viewer",
     ("GET", "/openapi.json"): "viewer",
