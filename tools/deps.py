@@ -36,9 +36,10 @@ class ToolDeps:
     models: dict[str, Any] = field(default_factory=dict)
     # the chat model of the LLM policies (a LangChain chat model); None = deterministic policies only
     llm: Any | None = None
-    # starts a planning thread: (plan request, principal {"id", "role"}) -> plan id; installed by the server, which
-    # owns the run queue (None: this process cannot start plans, e.g. a graph run in LangGraph Studio)
-    plan_starter: Callable[[dict[str, Any], dict[str, Any]], Awaitable[str]] | None = None
+    # starts a planning thread: (plan request, principal {"id", "role"}, idempotency key or None) -> plan id; the
+    # same key gives the same plan, started once; installed by the server, which owns the run queue (None: this
+    # process cannot start plans, e.g. a graph run in LangGraph Studio)
+    plan_starter: Callable[[dict[str, Any], dict[str, Any], str | None], Awaitable[str]] | None = None
 
 
 _installed: ToolDeps | None = None

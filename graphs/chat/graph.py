@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal, get_args
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.config import get_config
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -41,11 +42,26 @@ TEMPLATE_ONLY: Final = frozenset({"planning.start"})
 Node = Callable[[ChatState, Runtime[ChatContext]], Awaitable[dict[str, Any]]]
 
 
-def ask_of(state: ChatState, principal: dict[str, Any] | None) -> Ask:
-    """The :class:`Ask` a specialist answers, from this turn's understanding and the focus."""
+def question_key(state: ChatState) -> str | None:
+    """This question's identity, ``thread:message``: the key of what answering it starts (a plan), so that a run
+    executed again after a crash starts nothing twice. None outside a thread."""
+    try:
+        thread_id = (get_config().get("configurable") or {}).get("thread_id")
+    except RuntimeError:  # called outside a graph run
+        return None
+    asked = [m for m in state.get("messages") or [] if getattr(m, "type", None) == "human"]
+    if not thread_id or not asked or not asked[-1].id:
+        return None
+    return f"{thread_id}:{asked[-1].id}"
+
+
+def ask_of(state: ChatState, principal: dict[str, Any] | None, key: str | None = None) -> Ask:
+    """The :class:`Ask` a specialist answers, from this turn's understanding and the focus (``previous`` also
+    carries the caller's principal, ``_principal``, and the question's key, ``_asked``)."""
     seen = state["understanding"]
     previous = dict((state.get("focus") or {}).get("ids") or {})
     previous["_principal"] = principal or {"id": "anonymous", "role": "viewer"}
+    previous["_asked"] = key
     return Ask(text=seen["text"], intent=seen["intent"], entities=Entities.from_dict(seen["entities"] or {}),
                as_of=dt.date.fromisoformat(seen["as_of"]), previous=previous)  # fmt: skip
 
@@ -54,7 +70,7 @@ def specialist_node(spec: ChatSpecialist) -> Node:
     """The node of one specialist: its answer, or what failed when it raised."""
 
     async def node(state: ChatState, runtime: Runtime[ChatContext]) -> dict[str, Any]:
-        ask = ask_of(state, (runtime.context or {}).get("principal"))
+        ask = ask_of(state, (runtime.context or {}).get("principal"), question_key(state))
         model = current().llm
         try:
             if model is not None and ask.intent not in TEMPLATE_ONLY:

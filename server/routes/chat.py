@@ -7,8 +7,9 @@ run's: ``messages/partial`` or ``messages`` for the answer (``messages-tuple``),
 structured part (``{"type": "chat.answer", "table", "citations", ...}``), then ``end``.
 
 Its runs are saved with LangGraph's ``exit`` durability: one checkpoint per question, the state after the answer
-(with the understanding, the answer and the tools it used), instead of one per node. An answer only reads and takes
-milliseconds, so there is nothing to resume halfway, and this halves the database work of a question
+(with the understanding, the answer and the tools it used), instead of one per node. An answer takes milliseconds
+and only reads, except starting a plan, which is keyed on the question (a run executed again starts no second
+plan); there is nothing to resume halfway, and a question costs about a fifth less database work
 (``bench/bench_chat.py``). Runs started on ``/threads/{id}/runs`` (LangGraph Studio, Agent Chat UI) keep the
 default and checkpoint every node.
 

@@ -15,6 +15,7 @@ import httpx
 import psycopg
 
 from server.chat_cli import chat_session
+from tools import deps as tool_deps
 from tools import sales
 
 
@@ -95,6 +96,18 @@ async def test_a_plan_is_started_from_the_chat_by_an_operator_only(served: dict[
         await asyncio.sleep(0.5)
     assert plan["status"] in ("pending_approval", "no_action"), plan
     assert plan["store_id"] == 2
+    # the same question answered again (a run executed a second time after a crash) starts no second plan
+    state = (await served["operator"].get(f"/threads/{started[0][1]['thread_id']}/state")).json()
+    asked = [m for m in state["values"]["messages"] if m["type"] == "human"][-1]
+    starter = tool_deps.current().plan_starter
+    assert starter is not None
+    request = {"store_id": 2, "horizon_days": 14, "items": [{"item_id": 1001, "current_stock": 5}],
+               "constraints": {"lead_time_days": 3, "budget_limit": 1000, "max_discount": 0.1}}
+    again = await starter(request, {"id": "operator-1", "role": "operator"},
+                          f"{started[0][1]['thread_id']}:{asked['id']}")  # fmt: skip
+    assert again == plan_id
+    runs = (await served["viewer"].get(f"/threads/{plan_id}/runs")).json()
+    assert len(runs) == 1, runs
 
 
 async def test_api_ai_query_answers_in_the_seed_envelope_and_audits(served: dict[str, Any]) -> None:

@@ -268,7 +268,7 @@ async def test_starting_a_plan_hands_the_store_to_the_plan_starter(
     calls: list[tuple[dict[str, Any], dict[str, Any]]] = []
     plan_id = str(uuid.uuid4())
 
-    async def fake_starter(request: dict[str, Any], principal: dict[str, Any]) -> str:
+    async def fake_starter(request: dict[str, Any], principal: dict[str, Any], key: str | None) -> str:
         calls.append((request, principal))
         return plan_id
 

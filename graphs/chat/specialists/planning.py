@@ -122,7 +122,7 @@ async def _start(ask: Ask) -> Answer:
                       kind="unknown", focus={"store_ids": [store]})  # fmt: skip
     request = plan_request(ask, store, items)
     try:
-        plan_id = await starter(request, principal)
+        plan_id = await starter(request, principal, ask.previous.get("_asked"))
     except Exception as exc:
         return failed("start_plan", exc)
     return Answer(_started_text(plan_id, found, request), table=_request_table(plan_id, request),
