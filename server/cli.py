@@ -102,6 +102,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         log_config=None,
         timeout_graceful_shutdown=10,
+        loop="asyncio",  # the loop the suite runs on (uvloop, installed with the console's deps, measured no faster)
         # h11 with a deadline for request line + headers (slowloris); the body's is in BodyLimit
         http=header_timeout_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=settings.keep_alive_seconds,  # idle keep-alive connections close after this
