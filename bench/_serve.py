@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,3 +40,21 @@ def start_server(folder: Path, port: int) -> tuple[subprocess.Popen[bytes], floa
         time.sleep(0.5)
     popen.kill()
     raise SystemExit("rimas serve was not ready in 30 minutes")
+
+
+@contextmanager
+def fresh_server(prefix: str) -> Iterator[tuple[str, int, float]]:
+    """``rimas serve`` on a new temp data folder for the block: its URL, its process id and the seconds it took to
+    be ready (a first start seeds and trains); stopped and the folder removed afterwards."""
+    from _timing import free_port
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(tmp)
+        folder.chmod(0o755)  # the embedded PostgreSQL runs as its own user
+        port = free_port()
+        popen, ready = start_server(folder, port)
+        try:
+            yield f"http://127.0.0.1:{port}", popen.pid, ready
+        finally:
+            popen.terminate()
+            popen.wait(timeout=60)

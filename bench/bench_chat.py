@@ -31,7 +31,6 @@ import json
 import os
 import resource
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -39,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _serve import REPO, start_server
-from _timing import free_port, percentile
+from _serve import REPO, fresh_server
+from _timing import percentile
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_chat.json"
 TIMEOUT = 120.0
@@ -274,18 +273,9 @@ def main() -> None:
     if args.against:
         figures |= asyncio.run(measure(args.against, args.conversations, args.turns, args.warmup, args.rounds))
     else:
-        with tempfile.TemporaryDirectory(prefix="bench-chat-") as tmp:
-            folder = Path(tmp)
-            folder.chmod(0o755)  # the embedded PostgreSQL runs as its own user
-            port = free_port()
-            popen, ready = start_server(folder, port)
-            try:
-                figures["first_start_s"] = round(ready, 1)
-                figures |= asyncio.run(measure(f"http://127.0.0.1:{port}", args.conversations, args.turns,
-                                               args.warmup, args.rounds, popen.pid))  # fmt: skip
-            finally:
-                popen.terminate()
-                popen.wait(timeout=60)
+        with fresh_server("bench-chat-") as (url, pid, ready):
+            figures["first_start_s"] = round(ready, 1)
+            figures |= asyncio.run(measure(url, args.conversations, args.turns, args.warmup, args.rounds, pid))
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     sys.stdout.write(report(figures) + f"JSON in {OUT.relative_to(REPO)}\n")

@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _serve import start_server
-from _timing import free_port, percentile
+from _serve import fresh_server
+from _timing import percentile
 
 OUT = Path(__file__).resolve().parent / "out" / "bench_planning.json"
 
@@ -69,17 +68,8 @@ def main() -> None:
     if args.against:
         figures = measure(args.against, args.plans, args.warmup, args.items)
     else:
-        with tempfile.TemporaryDirectory(prefix="bench-planning-") as tmp:
-            folder = Path(tmp)
-            folder.chmod(0o755)  # the embedded PostgreSQL runs as its own user
-            port = free_port()
-            popen, ready = start_server(folder, port)
-            try:
-                figures = {"first_start_s": round(ready, 1),
-                           **measure(f"http://127.0.0.1:{port}", args.plans, args.warmup, args.items)}  # fmt: skip
-            finally:
-                popen.terminate()
-                popen.wait(timeout=60)
+        with fresh_server("bench-planning-") as (url, _, ready):
+            figures = {"first_start_s": round(ready, 1), **measure(url, args.plans, args.warmup, args.items)}
     sys.stdout.write(json.dumps(figures, indent=2) + "\n")
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
