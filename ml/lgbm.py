@@ -32,3 +32,10 @@ def tree_params(cfg: TreeConfig, **objective: Any) -> dict[str, Any]:
         "num_threads": cfg.num_threads,
         "verbose": -1,
     }
+
+
+def gain_importance(booster: Any, names: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Each feature's share of the booster's total split gain (sums to 1; all 0 for a booster without splits)."""
+    gains = [float(g) for g in booster.feature_importance(importance_type="gain")]
+    total = sum(gains)
+    return {str(name): (gain / total if total > 0 else 0.0) for name, gain in zip(names, gains, strict=True)}

@@ -26,6 +26,22 @@ def expected_calibration_error(y_true: ArrayLike, prob: ArrayLike, bins: int = 1
     return float(total)
 
 
+def calibration_bins(y_true: ArrayLike, prob: ArrayLike, bins: int = 10) -> list[dict[str, float]]:
+    """The reliability curve over the ECE's ``bins`` equal-width bins: for each non-empty bin, its bounds, its
+    count, the mean predicted probability and the observed positive rate (a calibrated model's lie on the
+    diagonal)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(prob, dtype=np.float64)
+    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = idx == b
+        if mask.any():
+            out.append({"lower": b / bins, "upper": (b + 1) / bins, "n": int(mask.sum()),
+                        "mean_predicted": float(p[mask].mean()), "observed_rate": float(y[mask].mean())})  # fmt: skip
+    return out
+
+
 def classification_metrics(y_true: ArrayLike, prob: ArrayLike, threshold: float) -> dict[str, float]:
     """Ranking, probability and threshold metrics for binary predictions ``prob`` = P(y = 1)."""
     y = np.asarray(y_true, dtype=np.int64)

@@ -54,6 +54,10 @@ class KnowledgeBaseError(ValueError):
     """Bad input to the knowledge base; the message names the field and what is allowed."""
 
 
+class PackagedDocumentError(KnowledgeBaseError):
+    """A change to a packaged policy document, which is rendered from the policy file (not an admin's to change)."""
+
+
 @dataclass
 class Hit:
     """One search result."""
@@ -99,6 +103,22 @@ class IngestResult:
     removed: int
     citation_ids: list[str]
     warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DocumentInfo:
+    """One stored document: identity, category, where it came from and how many sections and chunks it has."""
+
+    doc_id: str
+    title: str
+    category: str
+    source: str
+    collection: str
+    sections: int
+    chunks: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,7 +241,7 @@ class KnowledgeBase:
         self._ready()
         doc_id = doc_id.strip() if doc_id else slugify(title or "")
         if coll == POLICIES and doc_id in self.packaged_doc_ids():
-            raise KnowledgeBaseError(
+            raise PackagedDocumentError(
                 f"doc_id: {doc_id!r} is a packaged policy document, rendered from the policy file; change "
                 f"rag/content and the policy file instead, or choose another doc_id"
             )
@@ -264,13 +284,36 @@ class KnowledgeBase:
         coll = self._collection(collection)
         self._ready()
         if coll == POLICIES and doc_id in self.packaged_doc_ids():
-            raise KnowledgeBaseError(
+            raise PackagedDocumentError(
                 f"doc_id: {doc_id!r} is a packaged policy document and would come back at the next start; "
                 f"remove it from rag/content instead"
             )
         with self._write_lock:
             ids = self.store.existing(coll, {"doc_id": [doc_id]})
             return self.store.delete_ids(coll, ids)
+
+    def documents(self, collection: str = POLICIES, category: str | None = None) -> list[DocumentInfo]:
+        """Every document of ``collection`` (optionally of one category) with its section and chunk counts,
+        ordered by category, then title."""
+        coll = self._collection(collection)
+        if category is not None and category not in document_categories():
+            raise KnowledgeBaseError(unknown_category_message("category", category))
+        self._ready()
+        found: dict[str, DocumentInfo] = {}
+        sections: dict[str, set[str]] = {}
+        fields = ("doc_id", "title", "category", "source", "section_id")
+        for payload in self.store.payloads(coll, fields, {"category": [category]} if category else None):
+            doc_id = str(payload.get("doc_id", ""))
+            info = found.get(doc_id)
+            if info is None:
+                info = found[doc_id] = DocumentInfo(doc_id, str(payload.get("title", "")),
+                                                    str(payload.get("category", "")), str(payload.get("source", "")),
+                                                    coll, 0, 0)  # fmt: skip
+            info.chunks += 1
+            sections.setdefault(doc_id, set()).add(str(payload.get("section_id", "")))
+        for doc_id, info in found.items():
+            info.sections = len(sections[doc_id])
+        return sorted(found.values(), key=lambda d: (d.category, d.title.lower(), d.doc_id))
 
     def add_case(self, resolution: dict[str, Any]) -> str:
         """Store a resolution from the deviation workflow in ``cases``; returns its case (doc) id."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -140,6 +140,25 @@ class QdrantStore:
                 found[str(point.id)] = dict(point.payload or {})
             if offset is None:
                 return found
+
+    def payloads(
+        self, collection: str, fields: Sequence[str], conditions: dict[str, list[str]] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The ``fields`` of the payload of every point matching the filter, read in pages of 512 (no vectors)."""
+        offset: Any = None
+        while True:
+            points, offset = self.client.scroll(
+                self.physical(collection),
+                scroll_filter=build_filter(conditions, applies_to=False),
+                limit=512,
+                offset=offset,
+                with_payload=list(fields),
+                with_vectors=False,
+            )
+            for point in points:
+                yield dict(point.payload or {})
+            if offset is None:
+                return
 
     def upsert(
         self, collection: str, chunks: Sequence[Chunk], dense: np.ndarray, sparse: Sequence[SparseVector]

@@ -5,17 +5,24 @@ Event types follow the RIMAS seed: ``created`` (intake), ``data_analysis`` (dema
 (inventory_planner), ``marketing_analysis`` (marketing_planner), ``supervisor_decision`` (the consolidated plan),
 ``reflection``, ``final_decision`` (the plan put to the approver), ``approved`` or ``rejected`` (who, when, the
 comment and each line's decision) and ``finalized`` (the purchase orders and promotions written).
+
+:func:`plan_series` gives each line's charts: the recent sales, the plan's own P50/P90 forecast, the projected
+stock with and without the line's order, and the bounds an approver's edit must keep.
 """
 
 from __future__ import annotations
 
+import math
+from datetime import date, timedelta
 from typing import Any
 
+from graphs.planning.review import MAX_EDIT_FACTOR, PO
 from server.errors import ApiError
 from server.runtime import store
 from server.runtime.core import Runtime
 from server.runtime.serde import to_jsonable
 from tools.deps import current
+from tools.planning import project_stock, sales_history
 
 NODE_EVENTS = {"intake": "created", "demand_analyst": "data_analysis", "inventory_planner": "inventory_analysis",
                "marketing_planner": "marketing_analysis", "consolidate": "supervisor_decision",
@@ -128,3 +135,49 @@ async def plan_events(runtime: Runtime, plan_id: str) -> list[dict[str, Any]]:
                     event |= {"step": step, "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"]}
                     events.append(event)
     return events
+
+
+def _ordered(values: dict[str, Any], line: dict[str, Any]) -> int:
+    """The units the line orders: what was written once the plan is decided, else the recommendation."""
+    outcome = values.get("outcome") or {}
+    if outcome.get("status") in ("approved", "rejected"):
+        written = [a for a in outcome.get("actions") or [] if a.get("name") == PO and a.get("item_id") ==
+                   line["item_id"] and a.get("outcome") == "written"]  # fmt: skip
+        return int(written[0]["quantity"]) if written else 0
+    return int(line["recommended_order_qty"])
+
+
+async def plan_series(runtime: Runtime, plan_id: str, history_days: int) -> dict[str, Any]:
+    """Per line: ``history`` (the ``history_days`` of sales before the plan's first day), ``forecast`` (the plan's
+    dates, P50, P90, source and note), ``stock`` (the start = on hand + on order, the order and its arrival day,
+    the projected end-of-day stock under P50 demand with and without it) and ``limits`` of an approver's edit."""
+    index = (await read_plans(None, None, 1, 0, plan_id=plan_id, must_exist=True))["items"][0]
+    values, _ = await thread_values(runtime, plan_id)
+    lines, forecasts, facts = values.get("lines") or [], values.get("forecasts") or {}, values.get("items_facts") or {}
+    out: dict[str, Any] = {"plan_id": plan_id, "starts_on": values.get("starts_on"), "lines": []}
+    if not lines or not values.get("starts_on"):  # still being prepared
+        return out
+    starts, lead = date.fromisoformat(values["starts_on"]), int(values["constraints"]["lead_time_days"])
+    history = await sales_history(int(index["store_id"]), [int(line["item_id"]) for line in lines], starts,
+                                  history_days)  # fmt: skip
+    for line in lines:
+        sku = str(line["item_id"])
+        fc, item = forecasts[sku], facts[sku]
+        rows = history[history["item"] == line["item_id"]].sort_values("date")
+        start, qty = int(item["on_hand"]) + int(item["on_order"]), _ordered(values, line)
+        out["lines"].append({
+            "item_id": line["item_id"], "name": line["name"],
+            "history": {"dates": [d.date().isoformat() for d in rows["date"]],
+                        "units": [int(u) for u in rows["sales"]]},
+            "forecast": {"dates": [(starts + timedelta(days=d)).isoformat() for d in range(len(fc["p50"]))],
+                         "p50": fc["p50"], "p90": fc["p90"], "source": fc["source"], "note": fc["note"]},
+            "stock": {"on_hand": int(item["on_hand"]), "on_order": int(item["on_order"]), "start": start,
+                      "order_qty": qty, "arrives_on": (starts + timedelta(days=lead)).isoformat(),
+                      "arrives_at": lead, "projected": project_stock(start, fc["p50"], lead, qty),
+                      "without_order": project_stock(start, fc["p50"], None, 0)},
+            "limits": {"max_order_qty": MAX_EDIT_FACTOR * max(1, math.ceil(float(line["order_up_to"])))
+                       if line["recommended_order_qty"] > 0 else 0,
+                       "max_discount": min(float(values["max_discount"]), float(item["max_discount"]))
+                       if line["recommended_discount"] > 0 else 0.0},
+        })  # fmt: skip
+    return out

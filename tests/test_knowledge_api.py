@@ -124,3 +124,44 @@ async def test_category_values_are_published_and_enforced(app_client: httpx.Asyn
     doc = {"title": "Returns", "category": "returns", "content": "# Returns\n\n## Window\n\nThirty days."}
     bad_ingest = await app_client.post("/knowledge/ingest", json=doc)
     assert bad_ingest.status_code == 422 and "category" in _problems(bad_ingest)
+
+
+async def test_documents_are_listed_by_category_with_their_counts(app_client: httpx.AsyncClient) -> None:
+    from rag.categories import document_categories
+    from rag.documents import load_policy_documents
+
+    packaged = {d.doc_id: d for d in load_policy_documents()}
+    listing = (await app_client.get("/knowledge/documents")).json()
+    assert listing["collection"] == "policies"
+    assert [c["category"] for c in listing["categories"]] == list(document_categories())
+    shipping = next(d for d in listing["documents"] if d["doc_id"] == "shipping")
+    assert shipping["title"] == packaged["shipping"].title and shipping["source"] == "packaged"
+    assert shipping["sections"] == len(packaged["shipping"].sections) <= shipping["chunks"]
+    assert {d["doc_id"] for d in listing["documents"]} == set(packaged)
+    keys = [(d["category"], d["title"].lower()) for d in listing["documents"]]
+    assert keys == sorted(keys)
+    counts = {c["category"]: c["documents"] for c in listing["categories"]}
+    assert counts["case"] == 0 and counts["shipping"] == sum(d.category == "shipping" for d in packaged.values())
+
+    doc = {"doc_id": "ops-gift-wrap", "title": "Gift wrapping", "category": "shipping",
+           "content": "# Gift wrapping\n\n## Cost\n\nGift wrapping is free.\n\n## Cards\n\nA card can be added."}
+    assert (await app_client.post("/knowledge/ingest", json=doc)).status_code == 201
+    only = (await app_client.get("/knowledge/documents", params={"category": "shipping"})).json()
+    assert [c["category"] for c in only["categories"]] == ["shipping"]
+    mine = next(d for d in only["documents"] if d["doc_id"] == "ops-gift-wrap")
+    assert (mine["source"], mine["sections"], mine["chunks"]) == ("admin", 2, 2)
+    assert only["categories"][0]["documents"] == counts["shipping"] + 1
+    assert {d["category"] for d in only["documents"]} == {"shipping"}
+    await app_client.delete("/knowledge/documents/ops-gift-wrap")
+    after = (await app_client.get("/knowledge/documents", params={"category": "shipping"})).json()
+    assert "ops-gift-wrap" not in {d["doc_id"] for d in after["documents"]}
+
+    packaged = await app_client.delete("/knowledge/documents/shipping")  # listed, but the policy file's: 409
+    assert packaged.status_code == 409 and "is a packaged policy document" in packaged.json()["error"]["message"]
+    replace = {"doc_id": "shipping", "title": "Shipping", "category": "shipping", "content": "# S\n\n## A\n\nText."}
+    assert (await app_client.post("/knowledge/ingest", json=replace)).status_code == 409
+
+    unknown = await app_client.get("/knowledge/documents", params={"category": "returns"})
+    assert unknown.status_code == 422 and _problems(unknown)["category"].startswith("'returns' is not allowed")
+    cases = (await app_client.get("/knowledge/documents", params={"collection": "cases"})).json()
+    assert cases["collection"] == "cases" and cases["documents"] == []

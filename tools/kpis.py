@@ -14,18 +14,24 @@ order as the pipeline received it (``order_inputs``):
 - **fulfillment gap**: orders already shipped that are high risk (they will likely miss their window);
 - **anomalies**: orders the anomaly detector flagged;
 - **deviations** created in the window, by status, by severity and by both.
+
+:func:`trend` gives segment risk day by day: the mean P(late) per segment of one dimension, by the order's date,
+over the last ``window_days`` order dates of the orders scored in the window.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from tools.deps import current
 
-DIMENSIONS = ("warehouse_block", "mode_of_shipment", "product_importance")
+Dimension = Literal["warehouse_block", "mode_of_shipment", "product_importance"]
+DIMENSIONS: tuple[Dimension, ...] = ("warehouse_block", "mode_of_shipment", "product_importance")
 
 _WINDOW = """
 WITH w AS (
@@ -197,3 +203,60 @@ async def dashboard(window_days: int | None = None, pool: AsyncConnectionPool[An
         segments=by_dimension,
         deviations=counts,
     )
+
+
+_TREND = """
+WITH w AS (
+    SELECT p.delay_probability AS p, oi.{dimension} AS segment,
+           CASE WHEN pg_input_is_valid(oi.data->>'order_date', 'date') THEN (oi.data->>'order_date')::date END AS day
+    FROM predictions p JOIN order_inputs oi ON oi.order_id = p.order_id
+    WHERE p.updated_at >= now() - make_interval(days => %(days)s::int)
+), last AS (SELECT max(day) AS day FROM w)
+SELECT w.day, w.segment, count(*) AS orders, avg(w.p) AS mean_p
+FROM w, last
+WHERE w.day > last.day - %(days)s::int AND w.segment IS NOT NULL
+GROUP BY w.day, w.segment ORDER BY w.day, w.segment
+"""
+
+
+class TrendSeries(TypedDict):
+    """One segment's daily risk: lists aligned with :attr:`Trend.days` (None on a day without its orders)."""
+
+    segment: str
+    mean_delay_probability: list[float | None]
+    orders: list[int]
+
+
+class Trend(TypedDict):
+    dimension: str
+    window_days: int
+    days: list[str]
+    series: list[TrendSeries]
+
+
+async def trend(dimension: Dimension, window_days: int | None = None,
+                pool: AsyncConnectionPool[Any] | None = None) -> Trend:  # fmt: skip
+    """Mean P(late) per ``dimension`` segment by order date, for the orders scored in the last ``window_days`` (the
+    policy's window by default), over the last ``window_days`` order dates among them: every day from the first
+    with orders to the last is listed."""
+    if dimension not in DIMENSIONS:
+        raise ValueError(f"dimension must be one of {', '.join(DIMENSIONS)}")
+    deps = current()
+    days = window_days or deps.policy.kpis.window_days
+    query = sql.SQL(_TREND).format(dimension=sql.Identifier(dimension))
+    async with (pool or deps.pool).connection() as conn:
+        rows = await (await conn.execute(query, {"days": days})).fetchall()
+    if not rows:
+        return Trend(dimension=dimension, window_days=days, days=[], series=[])
+    first: dt.date = min(r["day"] for r in rows)
+    last: dt.date = max(r["day"] for r in rows)
+    axis = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    at = {day: i for i, day in enumerate(axis)}
+    series: dict[str, TrendSeries] = {}
+    for row in rows:
+        empty = TrendSeries(segment=row["segment"], mean_delay_probability=[None] * len(axis), orders=[0] * len(axis))
+        line = series.setdefault(row["segment"], empty)
+        line["mean_delay_probability"][at[row["day"]]] = _round(row["mean_p"])
+        line["orders"][at[row["day"]]] = int(row["orders"])
+    return Trend(dimension=dimension, window_days=days, days=[d.isoformat() for d in axis],
+                 series=[series[k] for k in sorted(series)])  # fmt: skip

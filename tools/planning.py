@@ -327,6 +327,40 @@ async def stocked_items(store_id: int, skus: list[int] | None = None) -> list[di
         return [dict(r) for r in await cur.fetchall()]
 
 
+async def store_catalog() -> list[dict[str, Any]]:
+    """Every store with the items it stocks (what a plan request may name): ``store_id, name, city, region,
+    items: [{item_id, name, category, on_hand, on_order, lead_time_days}]``, by store and sku."""
+    async with current().pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT s.store_id, s.name, s.city, s.region, i.sku, p.name AS item_name, p.category, i.on_hand, "
+            "i.on_order, i.lead_time_days FROM stores s JOIN inventory i USING (store_id) JOIN products p "
+            "ON p.sku = i.sku ORDER BY s.store_id, i.sku"
+        )
+        rows = await cur.fetchall()
+    stores: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        key = int(r["store_id"])
+        store = stores.setdefault(key, {"store_id": key, "name": r["name"], "city": r["city"], "region": r["region"],
+                                        "items": []})  # fmt: skip
+        store["items"].append({"item_id": int(r["sku"]), "name": r["item_name"], "category": r["category"],
+                               "on_hand": int(r["on_hand"]), "on_order": int(r["on_order"]),
+                               "lead_time_days": int(r["lead_time_days"])})  # fmt: skip
+    return list(stores.values())
+
+
+def project_stock(start: float, demand: list[float], arrives_at: int | None, quantity: float) -> list[float]:
+    """End-of-day stock over the forecast's days: ``start`` less each day's ``demand``, floored at 0 (a sale the
+    stock cannot meet is lost, as the planner assumes), with ``quantity`` arriving before the sales of day
+    ``arrives_at`` (0-based; None, or past the last day: nothing arrives)."""
+    level, out = float(start), []
+    for day, units in enumerate(demand):
+        if day == arrives_at:
+            level += quantity
+        level = max(0.0, level - float(units))
+        out.append(round(level, 1))
+    return out
+
+
 @dataclass
 class _Preview:
     """One cached preview: its forecasts, and the plans made from them, by the item's facts and the settings."""

@@ -101,6 +101,13 @@ class Forest:
             return np.ones(len(matrix))
         return np.power(2.0, -self.mean_path_length(matrix) / norm)
 
+    def split_shares(self) -> np.ndarray:
+        """Each feature's share of the forest's splits (the internal nodes testing it): which features the trees
+        isolate orders by."""
+        counts = np.bincount(self.feature[np.isfinite(self.threshold)], minlength=self.n_features).astype(np.float64)
+        total = counts.sum()
+        return counts / total if total > 0 else counts
+
     # -- storage -----------------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:

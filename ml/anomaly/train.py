@@ -4,7 +4,8 @@ Rows go through the delay model's feature pipeline (:class:`~ml.delay.features.D
 category normalisation and checks; categories become their codes), bad rows are dropped and reported, and
 scikit-learn's ``IsolationForest`` is fitted (``max_samples`` rows per tree, seeded). The flag threshold is the
 score that the top ``contamination`` share of the training orders exceed (1 % by default): an order scoring
-above it is as unusual as the rarest 1 % of the orders the detector learned from. Labels are not used.
+above it is as unusual as the rarest 1 % of the orders the detector learned from. Labels are not used. Each
+feature's share of the forest's splits is recorded with the metrics, as its feature importance.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def train_anomaly(
         "threshold": threshold,
         "flagged_share": float((scores > threshold).mean()),
         "score_quantiles": {f"p{q}": float(np.percentile(scores, q)) for q in (1, 25, 50, 75, 99)},
+        "feature_importance": {"kind": "splits", "shares": dict(zip(FEATURES, forest.split_shares().tolist(),
+                                                                      strict=True))},
     }
     data = {
         "source": source,

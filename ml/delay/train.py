@@ -11,7 +11,8 @@ Procedure (all randomness seeded):
    (Youden's J on the calibrated out-of-fold probabilities);
 4. the final booster is fitted on the whole train part with the CV's mean best round count;
 5. holdout metrics for the calibrated model, the uncalibrated model and two baselines (the class prior and
-   a logistic regression on one-hot categories and standardised numbers).
+   a logistic regression on one-hot categories and standardised numbers), the holdout's reliability curve
+   (calibrated and uncalibrated, 10 bins) and the final booster's feature importance (share of split gain).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from ml.csvio import LINE
 from ml.data import parse_late_label
 from ml.delay.features import CATEGORICAL, CATEGORICAL_INDEX, FEATURES, NUMERIC, DelayFeatures, canonical_columns
 from ml.errors import InputError, rows_with_errors
-from ml.lgbm import tree_params
-from ml.metrics import classification_metrics, youden_threshold
+from ml.lgbm import gain_importance, tree_params
+from ml.metrics import calibration_bins, classification_metrics, youden_threshold
 from ml.progress import ProgressFactory, silent
 from ml.registry import data_fingerprint
 
@@ -173,6 +174,12 @@ def train_delay(
         },
         "baselines": baselines,
         "rounds": n_rounds,
+        "calibration_bins": {
+            "data": "holdout",
+            "calibrated": calibration_bins(y_ho, prob_ho),
+            "uncalibrated": calibration_bins(y_ho, _sigmoid(raw_ho)),
+        },
+        "feature_importance": {"kind": "gain", "shares": gain_importance(final, FEATURES)},
     }
     data = {
         "source": source,

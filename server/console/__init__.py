@@ -39,7 +39,18 @@ def install_console(app: FastAPI, settings: Settings) -> bool:
         return False
     from nicegui import ui
 
-    from server.console import chat, signin  # noqa: F401 - importing registers their pages
+    from server.console import (  # noqa: F401 - importing registers their pages
+        approvals,
+        chat,
+        deviations,
+        knowledge,
+        models,
+        orders,
+        plan_view,
+        plans,
+        signin,
+        upload,
+    )
     from server.console.api import configure
 
     configure(api_base(settings), auth=settings.auth_enabled, loopback=is_loopback(settings.host))

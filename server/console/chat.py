@@ -1,10 +1,11 @@
 """``/ui/chat``: the chat, streamed, with the answer's table and policy citations, and feedback on each answer.
 
 A question goes to ``POST /chat/stream`` (the thread of the conversation continues it): the answer's text is shown
-as its ``messages`` events arrive, its table and citations from the ``custom`` ``chat.answer`` event. Earlier
+as its ``messages`` events arrive, its table (and a chart of it, when it has numbers over two rows or more) and
+its citations (links to the knowledge page) from the ``custom`` ``chat.answer`` event. Earlier
 conversations of the chat assistant are listed from ``POST /threads/search`` and reopened from the thread's state,
-tables included (each AI message carries its answer). Thumbs up / down go to ``POST /feedback`` for the answer's
-run; they show for operators and up, the role the API asks for.
+tables included (each AI message carries its answer). Thumbs up / down, a 1-5 rating and a correction go to
+``POST /feedback`` for the answer's run; they show for operators and up, the role the API asks for.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from nicegui import ui
 
 from server.console.api import Refused, Session, call, stream
-from server.console.layout import frame, require_session
+from server.console.layout import citation_link, frame, require_session
 
 
 def _table(table: dict[str, Any]) -> None:
@@ -28,16 +29,42 @@ def _table(table: dict[str, Any]) -> None:
     ui.table(columns=columns, rows=rows, title=title, pagination=10).classes("w-full").props("dense flat bordered")
 
 
+def chart_of(table: dict[str, Any]) -> dict[str, Any] | None:
+    """An ECharts option for a table worth a chart: two rows or more, its first column the axis (a line over dates,
+    else bars) and its numeric columns (at most two) the series; None otherwise."""
+    names, rows = [str(c) for c in table["columns"]], table["rows"]
+    if len(rows) < 2 or len(names) < 2:
+        return None
+    numeric = [i for i in range(1, len(names)) if all(isinstance(r[i], int | float) and not isinstance(r[i], bool)
+                                                       for r in rows)][:2]  # fmt: skip
+    if not numeric:
+        return None
+    dated = all(isinstance(r[0], str) and len(r[0]) == 10 and r[0][4] == "-" for r in rows)
+    units = table.get("units") or {}
+    return {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 60, "right": 60 if len(numeric) > 1 else 20, "top": 30, "bottom": 30},
+        "xAxis": {"type": "category", "data": [str(r[0]) for r in rows]},
+        "yAxis": [{"type": "value", "name": str(units.get(names[i]) or names[i])} for i in numeric],
+        "series": [{"type": "line" if dated else "bar", "name": names[i], "yAxisIndex": k,
+                    "data": [r[i] for r in rows]} for k, i in enumerate(numeric)],
+    }  # fmt: skip
+
+
 def _citations(citations: list[dict[str, Any]]) -> None:
     for cited in citations:
         with ui.expansion(f"{cited.get('title')} · {cited.get('section')}", icon="menu_book").classes("w-full"):
             ui.label(str(cited.get("text") or "")).classes("text-body2")
-            ui.label(f"citation {cited.get('id')}").classes("text-caption")
+            citation_link(str(cited.get("id")))
 
 
 def _answer_extras(answer: dict[str, Any]) -> None:
     if (answer.get("table") or {}).get("rows"):
         _table(answer["table"])
+        if (option := chart_of(answer["table"])) is not None:
+            ui.echart(option).classes("w-full h-64")
     _citations(answer.get("citations") or [])
 
 
@@ -59,22 +86,42 @@ class Conversation:
             actions = ui.row().classes("items-center")
         return text, extra, actions
 
-    def feedback(self, actions: ui.row, run_id: str | None) -> None:
-        """Thumbs for the answer of ``run_id``, for operators and up (the role ``POST /feedback`` asks for)."""
-        if not self.session.can("operator") or run_id is None or self.thread_id is None:
+    def feedback(self, actions: ui.row, answer: dict[str, str]) -> None:
+        """Thumbs, a 1-5 rating and a correction for one answer (``{"run_id"}`` of a live answer, ``{"message_id"}``
+        of a reopened one), for operators and up (the role ``POST /feedback`` asks for)."""
+        if not self.session.can("operator") or self.thread_id is None:
             return
-        body = {"thread_id": self.thread_id, "run_id": run_id}
+        body = {"thread_id": self.thread_id} | answer
 
-        async def rate(thumbs: int) -> None:
+        async def send(given: dict[str, Any]) -> bool:
             try:
-                await call(self.session, "POST", "/feedback", json=body | {"thumbs": thumbs})
-                ui.notify("Thanks: feedback recorded.")
+                await call(self.session, "POST", "/feedback", json=body | given)
             except Refused as exc:
                 ui.notify(f"The server refused: {exc.message}", type="negative")
+                return False
+            ui.notify("Thanks: feedback recorded.")
+            return True
 
+        with ui.dialog() as dialog, ui.card().classes("w-[36rem]"):
+            ui.label("What should the answer have said?").classes("text-subtitle1")
+            correction = ui.textarea(validation={"say what was wrong": bool}).classes("w-full")
+
+            async def correct() -> None:
+                text = (correction.value or "").strip()
+                if text and await send({"correction": text}):
+                    dialog.close()
+
+            with ui.row():
+                ui.button("Send the correction", on_click=correct)
+                ui.button("Cancel", on_click=dialog.close).props("flat")
         with actions:
-            ui.button(icon="thumb_up", on_click=lambda: rate(1)).props("flat round dense").tooltip("Good answer")
-            ui.button(icon="thumb_down", on_click=lambda: rate(-1)).props("flat round dense").tooltip("Bad answer")
+            ui.button(icon="thumb_up", on_click=lambda: send({"thumbs": 1})).props("flat round dense").tooltip(
+                "Good answer")  # fmt: skip
+            ui.button(icon="thumb_down", on_click=lambda: send({"thumbs": -1})).props("flat round dense").tooltip(
+                "Bad answer")  # fmt: skip
+            ui.rating(max=5, size="sm", on_change=lambda e: send({"rating": int(e.value)}) if e.value else None
+                      ).tooltip("Rate the answer, 1 to 5")  # fmt: skip
+            ui.button("Correct it", icon="edit", on_click=dialog.open).props("flat dense no-caps")
 
     async def ask(self, question: str) -> None:
         self.question(question)
@@ -98,7 +145,8 @@ class Conversation:
         except Refused as exc:
             text.set_content(f"**The server refused:** {exc.message}")
             return
-        self.feedback(actions, run_id)
+        if run_id is not None:
+            self.feedback(actions, {"run_id": run_id})
 
     async def reopen(self, thread_id: str) -> None:
         """Show a conversation again from its thread's state, and continue it."""
@@ -113,10 +161,12 @@ class Conversation:
             if message.get("type") == "human":
                 self.question(str(message.get("content")))
             elif message.get("type") == "ai":
-                text, extra, _ = self.answer_card()
+                text, extra, actions = self.answer_card()
                 text.set_content(str(message.get("content") or ""))
                 with extra:
                     _answer_extras((message.get("response_metadata") or {}).get("rimas") or {})
+                if message.get("id"):
+                    self.feedback(actions, {"message_id": str(message["id"])})
 
 
 def _first_question(thread: dict[str, Any]) -> str:

@@ -6,12 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
 
 from nicegui import app, ui
 
-from server.console.api import CONFIG, Session
+from server.console.api import CONFIG, Refused, Session, call
 
-PAGES: tuple[tuple[str, str], ...] = (("Chat", "/chat"),)
+PAGES: tuple[tuple[str, str], ...] = (
+    ("Chat", "/chat"),
+    ("Approvals", "/approvals"),
+    ("Deviations", "/deviations"),
+    ("Upload", "/upload"),
+    ("Plans", "/plans"),
+    ("Knowledge", "/knowledge"),
+    ("Models", "/models"),
+)
 """The navigation: label and path (under the mount) of each page."""
 
 
@@ -53,3 +64,53 @@ def frame(title: str, signed_in: Session) -> Iterator[None]:
             ui.button("Sign out", on_click=sign_out).props("flat color=white")
     with ui.column().classes("w-full max-w-5xl mx-auto p-4 gap-4"):
         yield
+
+
+def when(stamp: Any) -> str:
+    """An API timestamp (RFC 3339) as "2026-12-05 11:27 UTC"; empty for none."""
+    if not stamp:
+        return ""
+    moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def citation_link(citation_id: str) -> None:
+    """A policy citation as a link to the knowledge page searching for it."""
+    ui.link(citation_id, f"/knowledge?q={quote(citation_id)}").classes("text-caption")
+
+
+SEVERITY_COLORS = {"critical": "red", "warning": "orange", "info": "blue", "none": "grey"}
+
+
+def severity_badge(severity: str, text: str | None = None) -> None:
+    """A badge in the severity's colour (critical red, warning orange, info blue)."""
+    ui.badge(text or severity, color=SEVERITY_COLORS.get(severity, "grey"))
+
+
+def columns(*names: str | tuple[str, str]) -> list[dict[str, Any]]:
+    """``ui.table`` columns, sortable and left-aligned: a field name (its label with spaces), or (field, label)."""
+    pairs = [(n, n.replace("_", " ")) if isinstance(n, str) else n for n in names]
+    return [{"name": f, "label": label, "field": f, "align": "left", "sortable": True} for f, label in pairs]
+
+
+async def audit_timeline(signed_in: Session, thread_id: str) -> None:
+    """The thread's who / what / when list (``GET /threads/{id}/audit``), newest last."""
+    try:
+        audit = await call(signed_in, "GET", f"/threads/{thread_id}/audit")
+    except Refused as exc:
+        ui.label(f"The server refused: {exc.message}").classes("text-negative")
+        return
+    with ui.timeline(side="right", layout="dense").classes("w-full"):
+        for event in audit.get("events") or []:
+            decided = event.get("kind") not in ("step", "run_started")
+            ui.timeline_entry(f"{event.get('who')}: {event.get('what')}", subtitle=when(event.get("when")),
+                              color="orange" if decided else None).classes("text-body2")  # fmt: skip
+
+
+def tile(label: str, value: str, note: str = "", alert: bool = False) -> None:
+    """A figure in a small card: its label, the value (red when ``alert``) and a note under it."""
+    with ui.card().classes("gap-0 p-3 min-w-36").props("flat bordered"):
+        ui.label(label).classes("text-caption")
+        ui.label(value).classes("text-h6" + (" text-negative" if alert else ""))
+        if note:
+            ui.label(note).classes("text-caption")

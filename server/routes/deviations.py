@@ -292,6 +292,30 @@ async def kpi_dashboard(
     return dict(await kpis.dashboard(window_days))
 
 
+class TrendSeries(BaseModel):
+    segment: str
+    mean_delay_probability: list[float | None] = Field(description="Per day of ``days``; null without orders.")
+    orders: list[int] = Field(description="Orders per day of ``days``.")
+
+
+class KpiTrend(BaseModel):
+    dimension: kpis.Dimension
+    window_days: int
+    days: list[str] = Field(description="Every order date of the window, oldest first (ISO dates).")
+    series: list[TrendSeries]
+
+
+@router.get("/kpi/trend", response_model=KpiTrend, summary="Segment risk by order date")
+async def kpi_trend(
+    _: Viewer,
+    dimension: kpis.Dimension = "warehouse_block",
+    window_days: Annotated[int | None, Query(ge=1, le=365, description="Days back (default: the policy's).")] = None,
+) -> dict[str, Any]:
+    """Mean P(late) per segment of ``dimension`` (warehouse block, shipping mode or product importance) by the
+    order's date, for the orders scored in the last ``window_days``, over the last ``window_days`` order dates."""
+    return dict(await kpis.trend(dimension, window_days))
+
+
 @router.post(
     "/trigger-agent",
     response_model=Triggered,

@@ -4,7 +4,9 @@
 (``plan_id`` = the thread id). ``GET /plans`` lists plans (status and store filters, paging), ``GET /plans/{id}``
 gives one with its recommendations, totals and reflection, ``POST /plans/{id}/approve`` (optional line edits and a
 comment) and ``POST /plans/{id}/reject`` (a reason) decide it by resuming its approval interrupt, and
-``GET /plans/{id}/events`` derives the seed's event flow from the thread's checkpoint history. Creating a plan
+``GET /plans/{id}/events`` derives the seed's event flow from the thread's checkpoint history. For the console's
+form and charts, ``GET /plans/stores`` lists the stores with the items each stocks (and the policy's defaults), and
+``GET /plans/{id}/series`` gives each line's recent sales, P50/P90 forecast and projected stock. Creating a plan
 needs the operator role; deciding one needs approver (and the policy's authority for its amounts); reading, viewer.
 """
 
@@ -17,17 +19,18 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from graphs.planning.request import CreatePlanRequest, check_request, plain
+from graphs.planning.request import MAX_COVER_DAYS, CreatePlanRequest, check_request, plain
 from graphs.planning.review import PO, PROMO, edit_problem, plan_actions
 from rag.schemas import JSON_INTEGER
 from server.auth import Approver, Operator, Principal, Viewer
 from server.deps import ResourcesDep
 from server.errors import ApiError
 from server.openapi import errors
-from server.plans import plan_events, read_plan, read_plans, thread_values
+from server.plans import plan_events, plan_series, read_plan, read_plans, thread_values
 from server.runtime.core import Runtime
 from server.runtime.schemas import CommandIn, LimitQuery, OffsetQuery, RunCreate
-from tools.planning import get_items, get_store, plan_start
+from tools.deps import current
+from tools.planning import get_items, get_store, plan_start, store_catalog
 
 router = APIRouter(tags=["plans"])
 
@@ -117,6 +120,17 @@ async def list_plans(
     """Newest first: ``{total, items: [{plan_id, store_id, horizon_days, status, total_cost, line_count,
     confidence, created_by, decided_by, decision_comment, created_at, updated_at}]}``."""
     return await read_plans(status, store_id, limit, offset)
+
+
+@router.get("/plans/stores", summary="What a plan may be made of")
+async def list_plan_stores(_: Viewer) -> dict[str, Any]:
+    """``{stores: [{store_id, name, city, region, items: [{item_id, name, category, on_hand, on_order,
+    lead_time_days}]}], defaults: {lead_time_days, budget_limit, max_discount}, max_cover_days}``: the stores and
+    the items each stocks (a plan request may name only those), and the policy's defaults for a request."""
+    policy = current().policy.planning
+    return {"stores": await store_catalog(), "max_cover_days": MAX_COVER_DAYS,
+            "defaults": {"lead_time_days": policy.default_lead_time_days, "budget_limit": policy.max_plan_budget_usd,
+                         "max_discount": policy.max_discount_pct / 100}}  # fmt: skip
 
 
 @router.get("/plans/{plan_id}", responses=errors(404, 409), summary="One plan")
@@ -236,3 +250,17 @@ async def get_plan_events(plan_id: PlanIdPath, res: ResourcesDep, _: Viewer) -> 
     runtime = _runtime(res)
     await read_plans(None, None, 1, 0, plan_id=plan_id, must_exist=True)
     return {"plan_id": plan_id, "events": await plan_events(runtime, plan_id)}
+
+
+@router.get("/plans/{plan_id}/series", responses=errors(404, 409), summary="Each line's sales, forecast and stock")
+async def get_plan_series(
+    plan_id: PlanIdPath, res: ResourcesDep, _: Viewer,
+    history_days: Annotated[int, Query(ge=7, le=400, description="Days of sales before the plan to include.")] = 56,
+) -> dict[str, Any]:  # fmt: skip
+    """``{plan_id, starts_on, lines: [{item_id, name, history: {dates, units}, forecast: {dates, p50, p90, source,
+    note}, stock: {on_hand, on_order, start, order_qty, arrives_on, arrives_at, projected, without_order}, limits:
+    {max_order_qty, max_discount}}]}``: the sales before the plan's first day, the plan's forecast over lead time +
+    horizon, the end-of-day stock projected under P50 demand (start = on hand + on order; the order, as written once
+    decided, arrives on ``arrives_on``) with and without the order, and the bounds of an approver's edit (0: not
+    editable). ``lines`` is empty while the plan is being prepared."""
+    return await plan_series(_runtime(res), plan_id, history_days)

@@ -63,5 +63,5 @@ def test_the_api_survives_fuzzing_and_matches_its_document(server: Any, tmp_path
                           timeout=600, check=False, cwd=tmp_path)  # its cache folder lands there  # fmt: skip
     summary = done.stdout[done.stdout.find("SUMMARY"):]
     assert done.returncode == 0, done.stdout[-12000:] + done.stderr[-2000:]
-    assert "Selected: 75/75" in summary and "Tested: 75" in summary, summary
+    assert "Selected: 81/81" in summary and "Tested: 81" in summary, summary
     assert "✅ Stateful" in summary, summary

@@ -205,6 +205,7 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("GET", "/batch/{batch_id}/deviations"): "viewer",
     ("GET", "/batch/{batch_id}/agent-responses"): "viewer",
     ("GET", "/kpi/dashboard"): "viewer",
+    ("GET", "/kpi/trend"): "viewer",
     ("GET", "/deviations"): "viewer",
     ("GET", "/deviations/{deviation_id}"): "viewer",
     ("GET", "/orders/{order_id}"): "viewer",
@@ -213,6 +214,8 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("GET", "/plans"): "viewer",
     ("GET", "/plans/{plan_id}"): "viewer",
     ("GET", "/plans/{plan_id}/events"): "viewer",
+    ("GET", "/plans/{plan_id}/series"): "viewer",
+    ("GET", "/plans/stores"): "viewer",
     ("POST", "/plans/{plan_id}/approve"): "approver",
     ("POST", "/plans/{plan_id}/reject"): "approver",
     ("GET", "/ok"): None,
@@ -257,6 +260,9 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/knowledge/search"): "viewer",
     ("POST", "/knowledge/ingest"): "admin",
     ("DELETE", "/knowledge/documents/{doc_id}"): "admin",
+    ("GET", "/knowledge/documents"): "viewer",
+    ("GET", "/models"): "viewer",
+    ("GET", "/models/{name}"): "viewer",
     ("POST", "/feedback"): "operator",
     ("POST", "/feedback/preference-pair"): "operator",
     ("GET", "/feedback/stats"): "viewer",
@@ -279,7 +285,7 @@ PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-0000000000
                "batch_id": "00000000-0000-4000-8000-000000000002",
                "deviation_id": "00000000-0000-4000-8000-000000000003",
                "order_id": "o-1", "plan_id": "00000000-0000-4000-8000-000000000004",
-               "task_id": "00000000-0000-4000-8000-000000000005"}  # fmt: skip
+               "task_id": "00000000-0000-4000-8000-000000000005", "name": "delay"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:

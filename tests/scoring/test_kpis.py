@@ -1,5 +1,5 @@
-"""The KPI dashboard against numbers computed by hand (and by a plain SQL query) on six orders whose P(late) the
-test chooses (``discount_offered / 100``)."""
+"""The KPI dashboard and the daily segment trend against numbers computed by hand (and by a plain SQL query) on six
+orders whose P(late) the test chooses (``discount_offered / 100``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from conftest import order, rows
 
 from tools.deps import ToolDeps
-from tools.kpis import dashboard
+from tools.kpis import dashboard, trend
 from tools.scoring import score_records
 
 ORDERS = [  # order id, block, mode, importance, P(late), status, promised, delivered, order value
@@ -82,3 +82,23 @@ async def test_the_window_keeps_only_recent_predictions(scored: ToolDeps) -> Non
     kpi = await dashboard()
     assert kpi["orders_scored"] == 5 and kpi["high_risk_orders"] == 2
     assert (await dashboard(window_days=60))["orders_scored"] == 6
+
+
+async def test_the_trend_gives_each_blocks_mean_risk_per_order_date_with_every_day_listed(scored: ToolDeps) -> None:
+    async with scored.pool.connection() as conn:
+        for order_id, day in (("K1", "2026-10-22"), ("K4", "2026-10-18")):
+            await conn.execute("UPDATE order_inputs SET data = jsonb_set(data, '{order_date}', to_jsonb(%s::text)) "
+                               "WHERE order_id = %s", (day, order_id))  # fmt: skip
+        await conn.execute("UPDATE predictions SET updated_at = now() - interval '40 days' WHERE order_id = 'K5'")
+    got = await trend("warehouse_block")
+    assert got["days"] == ["2026-10-18", "2026-10-19", "2026-10-20", "2026-10-21", "2026-10-22"]
+    assert got["series"] == [  # K5 (block C, 0.9) was scored before the window
+        {"segment": "A", "mean_delay_probability": [None, None, 0.2, None, 0.8], "orders": [0, 0, 1, 0, 1]},
+        {"segment": "B", "mean_delay_probability": [0.4, None, 0.6, None, None], "orders": [1, 0, 1, 0, 0]},
+        {"segment": "C", "mean_delay_probability": [None, None, 0.45, None, None], "orders": [0, 0, 1, 0, 0]},
+    ]
+    modes = await trend("mode_of_shipment", window_days=60)
+    road = next(s for s in modes["series"] if s["segment"] == "Road")
+    assert road["mean_delay_probability"][2] == pytest.approx((0.6 + 0.45) / 2) and road["orders"][2] == 2
+    with pytest.raises(ValueError, match="dimension must be one of"):
+        await trend("carrier_name")  # type: ignore[arg-type]

@@ -308,6 +308,7 @@ LEAST_ROLE = {
     ("POST", "/events"): "operator",
     ("POST", "/detect-anomaly"): "operator",
     ("GET", "/kpi/dashboard"): "viewer",
+    ("GET", "/kpi/trend"): "viewer",
     ("GET", "/deviations"): "viewer",
     ("GET", "/deviations/{deviation_id}"): "viewer",
     ("GET", "/orders/{order_id}"): "viewer",
