@@ -83,8 +83,8 @@ def pages(ids: dict[str, str]) -> list[tuple[str, str, str]]:
         ("upload", "/upload", "Score a CSV of orders"),
         ("plans", "/plans", ids["plan"][:8]),
         ("plan", f"/plans/{ids['plan']}", "Timeline"),
-        ("knowledge", "/knowledge", "Documents"),
-        ("models", "/models", "delay"),
+        ("knowledge", "/knowledge", "Documents · policies"),
+        ("models", "/models", "Order anomalies"),
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any
 
@@ -22,6 +23,8 @@ from server.runtime.serde import dumps
 from server.runtime.streams import CONTROL_EVENTS, StreamEvent
 
 log = logging.getLogger(__name__)
+END_GRACE_SECONDS = 15.0
+"""How long a listener waits for the recorded end of a run another process executed, once its status is final."""
 
 
 def run_headers(thread_id: str, run_id: str, location_suffix: str) -> dict[str, str]:
@@ -82,6 +85,7 @@ async def _follow(
         cursor = item.seq
         yield item
     recorded = False  # whether this run's events are in run_events (then its end is too, just after its status)
+    grace: float | None = None  # until when an ended run's recorded events are awaited
     quiet = False  # the last wait passed without news of a run queued here: nothing new can be recorded
     while True:
         woken = manager.bus.waiter(run_id)  # before reading, so a notification in between is not lost
@@ -103,9 +107,11 @@ async def _follow(
             if rows:
                 continue
             if status is None or status in store.ENDED:  # ended (or rolled back: its record is gone)
-                if recorded:  # its writer records the end right after the status: give it a moment
-                    recorded = False
-                    await manager.bus.wait(woken, 2.0)
+                # its writer records the last events and the end just after the status (batches are written in
+                # the background, later on a busy machine): wait for them, bounded should that process be gone
+                grace = grace if grace is not None else time.monotonic() + END_GRACE_SECONDS
+                if recorded and time.monotonic() < grace:
+                    await manager.bus.wait(woken, 1.0)
                     continue
                 async for item in _final(manager, thread_id, run_id, cursor, modes):
                     yield item

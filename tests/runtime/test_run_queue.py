@@ -241,6 +241,36 @@ async def test_stream_resumable_records_the_events_for_replay_anywhere(api: Api)
     assert plain["run_id"] not in recorded  # executed where it was accepted: its listeners read memory
 
 
+async def test_a_listener_elsewhere_waits_for_events_recorded_after_the_runs_final_status(api: Api) -> None:
+    """Another process's run: its status is final before its writer has recorded its last batch (a busy machine).
+    The listener gets the recorded events and end, not an end of its own numbered over them."""
+    client = api.sdk("operator")
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(tid, "chain", input={"count": 0}, stream_mode=["updates"], stream_resumable=True)
+    await client.runs.join(tid, run["run_id"])
+    api.runtime.manager.active.pop(run["run_id"])  # as if another process had executed it
+    pool = api.app.state.resources.pool
+    async with pool.connection() as conn:  # its last batch (the fifth update and the end) is not recorded yet
+        cur = await conn.execute("DELETE FROM run_events WHERE run_id = %s AND seq > 5 RETURNING seq, event, data",
+                                 (run["run_id"],))  # fmt: skip
+        late = await cur.fetchall()
+
+    async def record_late() -> None:
+        await asyncio.sleep(3.0)  # longer than a listener used to wait
+        async with pool.connection() as conn:
+            for row in late:
+                await conn.execute("INSERT INTO run_events (run_id, seq, event, data) VALUES (%s, %s, %s, %s)",
+                                   (run["run_id"], row["seq"], row["event"], row["data"]))  # fmt: skip
+
+    writer = asyncio.create_task(record_late())
+    async with api["viewer"].stream("GET", f"/threads/{tid}/runs/{run['run_id']}/stream",
+                                    headers={"Last-Event-ID": "3"}) as response:  # fmt: skip
+        lines = [line async for line in response.aiter_lines()]
+    await writer
+    got = [(line.split(": ", 1)[1]) for line in lines if line.startswith(("id: ", "event: "))]
+    assert got == ["4", "updates", "5", "updates", "6", "updates", "7", "end"]
+
+
 async def test_a_run_people_wait_on_goes_before_queued_background_runs(
     settings_factory: Callable[..., Any], database_url: str, tmp_path: Path
 ) -> None:
