@@ -14,7 +14,7 @@ from typing import Any
 from nicegui import ui
 
 from server.console.api import Refused, Session, call
-from server.console.layout import frame, require_session, severity_badge, tile
+from server.console.layout import Paged, frame, require_session, severity_badge, tile
 from server.console.upload import deviation_table
 
 SEVERITIES = ["critical", "warning", "info"]
@@ -23,7 +23,6 @@ BLOCKS = ["A", "B", "C", "D", "E", "F"]
 MODES = ["Flight", "Road", "Ship"]
 DIMENSIONS = {"warehouse_block": "Warehouse block", "mode_of_shipment": "Shipping mode",
               "product_importance": "Product importance"}  # fmt: skip
-PAGE = 50
 
 
 def _pct(value: Any) -> str:
@@ -114,11 +113,11 @@ async def kpi_section(signed_in: Session) -> None:
     trend_chart(trend)
 
 
-class DeviationList:
+class DeviationList(Paged):
     """The filtered, paged deviation list."""
 
     def __init__(self, signed_in: Session) -> None:
-        self.session, self.offset = signed_in, 0
+        self.session = signed_in
         with ui.row().classes("gap-2 items-center"):
             self.severity = ui.select(SEVERITIES, multiple=True, label="severity").props("dense outlined use-chips")
             self.status = ui.select(STATUSES, multiple=True, label="status").props("dense outlined use-chips")
@@ -134,15 +133,7 @@ class DeviationList:
         chosen: dict[str, Any] = {"severity": self.severity.value or None, "status": self.status.value or None,
                                   "warehouse_block": self.block.value, "mode_of_shipment": self.mode.value,
                                   "order_id": (self.order.value or "").strip() or None}  # fmt: skip
-        return {k: v for k, v in chosen.items() if v} | {"limit": PAGE, "offset": self.offset}
-
-    async def first_page(self) -> None:
-        self.offset = 0
-        await self.load()
-
-    async def turn(self, step: int) -> None:
-        self.offset = max(0, self.offset + step * PAGE)
-        await self.load()
+        return {k: v for k, v in chosen.items() if v} | {"limit": self.size, "offset": self.offset}
 
     async def load(self) -> None:
         self.area.clear()
@@ -152,13 +143,7 @@ class DeviationList:
             except Refused as exc:
                 ui.label(f"The server refused: {exc.message}").classes("text-negative")
                 return
-            last = min(self.offset + PAGE, page["total"])
-            with ui.row().classes("items-center gap-2"):
-                ui.label(f"{self.offset + 1 if page['total'] else 0}-{last} of {page['total']:,}")
-                ui.button(icon="chevron_left", on_click=lambda: self.turn(-1)).props("flat round dense").set_enabled(
-                    self.offset > 0)  # fmt: skip
-                ui.button(icon="chevron_right", on_click=lambda: self.turn(1)).props("flat round dense").set_enabled(
-                    last < page["total"])  # fmt: skip
+            self.pager(page["total"])
             deviation_table(page["items"])
 
 

@@ -114,3 +114,31 @@ def tile(label: str, value: str, note: str = "", alert: bool = False) -> None:
         ui.label(value).classes("text-h6" + (" text-negative" if alert else ""))
         if note:
             ui.label(note).classes("text-caption")
+
+
+class Paged:
+    """A list read a page at a time: its offset, back to the first page, turning pages, and the "1-50 of 1,441" row
+    with its arrows. A subclass sets ``size`` and reads its page in :meth:`load`."""
+
+    size = 50
+    offset = 0
+
+    async def load(self) -> None:
+        raise NotImplementedError
+
+    async def first_page(self) -> None:
+        self.offset = 0
+        await self.load()
+
+    async def turn(self, step: int) -> None:
+        self.offset = max(0, self.offset + step * self.size)
+        await self.load()
+
+    def pager(self, total: int, noun: str = "") -> None:
+        last = min(self.offset + self.size, total)
+        with ui.row().classes("items-center gap-2"):
+            ui.label(f"{self.offset + 1 if total else 0}-{last} of {total:,}{' ' + noun if noun else ''}")
+            back = ui.button(icon="chevron_left", on_click=lambda: self.turn(-1)).props("flat round dense")
+            back.set_enabled(self.offset > 0)
+            forward = ui.button(icon="chevron_right", on_click=lambda: self.turn(1)).props("flat round dense")
+            forward.set_enabled(last < total)

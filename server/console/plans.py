@@ -15,13 +15,12 @@ from typing import Any
 from nicegui import ui
 
 from server.console.api import Refused, Session, call
-from server.console.layout import frame, require_session, when
+from server.console.layout import Paged, frame, require_session, when
 
 STATUSES = {"pending_approval": "pending approval", "approved": "approved", "rejected": "rejected",
             "no_action": "no action", "created": "being prepared"}  # fmt: skip
 STATUS_COLORS = {"pending_approval": "orange", "approved": "positive", "rejected": "negative", "no_action": "blue-grey",
                  "created": "grey"}  # fmt: skip
-PAGE = 20
 MAX_LEAD_DAYS, MAX_BUDGET = 30, 1e9
 """The request's bounds the page checks before sending (``graphs.planning.request``); the server checks them all."""
 
@@ -144,11 +143,13 @@ class PlanForm:
         ui.navigate.to(f"/plans/{plan['plan_id']}")
 
 
-class PlanList:
+class PlanList(Paged):
     """The plans, newest first: filtered by status and store, paged; a row opens its plan."""
 
+    size = 20
+
     def __init__(self, signed_in: Session, stores: list[int]) -> None:
-        self.session, self.offset = signed_in, 0
+        self.session = signed_in
         with ui.row().classes("gap-2 items-center"):
             self.status = ui.select(STATUSES, label="Status", clearable=True).props("dense outlined").classes("w-48")
             self.store = ui.select(stores, label="Store", clearable=True).props("dense outlined").classes("w-32")
@@ -157,18 +158,11 @@ class PlanList:
             ui.button(icon="refresh", on_click=self.load).props("flat round").tooltip("Refresh")
         self.area = ui.column().classes("w-full gap-1")
 
-    async def first_page(self) -> None:
-        self.offset = 0
-        await self.load()
-
-    async def turn(self, step: int) -> None:
-        self.offset = max(0, self.offset + step * PAGE)
-        await self.load()
-
     async def load(self) -> None:
         params = {k: v for k, v in (("status", self.status.value), ("store_id", self.store.value)) if v is not None}
+        params |= {"limit": self.size, "offset": self.offset}
         try:
-            page = await call(self.session, "GET", "/plans", params=params | {"limit": PAGE, "offset": self.offset})
+            page = await call(self.session, "GET", "/plans", params=params)
         except Refused as exc:
             self.area.clear()
             with self.area:
@@ -176,13 +170,7 @@ class PlanList:
             return
         self.area.clear()
         with self.area:
-            last = min(self.offset + PAGE, page["total"])
-            with ui.row().classes("items-center gap-2"):
-                ui.label(f"{self.offset + 1 if page['total'] else 0}-{last} of {page['total']:,} plans")
-                ui.button(icon="chevron_left", on_click=lambda: self.turn(-1)).props("flat round dense").set_enabled(
-                    self.offset > 0)  # fmt: skip
-                ui.button(icon="chevron_right", on_click=lambda: self.turn(1)).props("flat round dense").set_enabled(
-                    last < page["total"])  # fmt: skip
+            self.pager(page["total"], "plans")
             plan_table(page["items"])
 
 

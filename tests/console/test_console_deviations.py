@@ -107,5 +107,6 @@ def test_upload_then_approve_a_refund_and_see_it_in_the_ledger(
     open_page(browser, console, "/deviations", "orders scored")
     wait_for(browser, lambda b: len(b.find_elements(By.CSS_SELECTOR, ".nicegui-echart canvas")) >= 5)
     css(browser, "a[href*='UI-REFUND-1']")
+    wait_text(browser, "1-2 of 2")  # the list's pager: both deviations on one page
     shoot(browser, "deviations")
     assert errors(browser) == []
