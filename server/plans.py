@@ -12,11 +12,10 @@ stock with and without the line's order, and the bounds an approver's edit must 
 
 from __future__ import annotations
 
-import math
 from datetime import date, timedelta
 from typing import Any
 
-from graphs.planning.review import MAX_EDIT_FACTOR, PO
+from graphs.planning.review import PO, max_discount, max_order_qty
 from server.errors import ApiError
 from server.runtime import store
 from server.runtime.core import Runtime
@@ -175,9 +174,7 @@ async def plan_series(runtime: Runtime, plan_id: str, history_days: int) -> dict
                       "order_qty": qty, "arrives_on": (starts + timedelta(days=lead)).isoformat(),
                       "arrives_at": lead, "projected": project_stock(start, fc["p50"], lead, qty),
                       "without_order": project_stock(start, fc["p50"], None, 0)},
-            "limits": {"max_order_qty": MAX_EDIT_FACTOR * max(1, math.ceil(float(line["order_up_to"])))
-                       if line["recommended_order_qty"] > 0 else 0,
-                       "max_discount": min(float(values["max_discount"]), float(item["max_discount"]))
-                       if line["recommended_discount"] > 0 else 0.0},
+            "limits": {"max_order_qty": max_order_qty(line) if line["recommended_order_qty"] > 0 else 0,
+                       "max_discount": max_discount(values, line) if line["recommended_discount"] > 0 else 0.0},
         })  # fmt: skip
     return out

@@ -18,6 +18,7 @@ action, attributed to the approver, so a re-executed run writes nothing twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import date
 from typing import Any, Literal
 
@@ -109,6 +110,16 @@ def after_approval(state: PlanningState) -> Literal["finalize", "rejected"]:
     return "finalize"
 
 
+def max_order_qty(line: dict[str, Any]) -> int:
+    """The largest quantity an approver may edit a line's order to (a typo guard on the order-up-to level)."""
+    return MAX_EDIT_FACTOR * max(1, math.ceil(float(line["order_up_to"])))
+
+
+def max_discount(state: Mapping[str, Any], line: dict[str, Any]) -> float:
+    """The deepest discount an approver may edit a line's promotion to: the plan's and the pricing rule's limit."""
+    return min(float(state["max_discount"]), float(state["items_facts"][str(line["item_id"])]["max_discount"]))
+
+
 def edit_problem(state: PlanningState, name: str, line: dict[str, Any], value: Any, role: str) -> str | None:
     """Why an edited quantity (``place_purchase_order``) or discount (``start_promotion``) may not stand, or None.
 
@@ -117,7 +128,7 @@ def edit_problem(state: PlanningState, name: str, line: dict[str, Any], value: A
     if name == PO:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             return f"quantity must be a whole number of units >= 1 (reject the order to drop it), got {value!r}"
-        ceiling = MAX_EDIT_FACTOR * max(1, math.ceil(float(line["order_up_to"])))
+        ceiling = max_order_qty(line)
         if value > ceiling:
             return f"quantity {value} is over {MAX_EDIT_FACTOR}x the item's order-up-to level ({ceiling} units)"
         amount = round(value * float(line["unit_cost"]), 2)
@@ -131,7 +142,7 @@ def edit_problem(state: PlanningState, name: str, line: dict[str, Any], value: A
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return f"discount must be a number, got {value!r}"
     facts = state["items_facts"][str(line["item_id"])]
-    limit = min(float(state["max_discount"]), float(facts["max_discount"]))
+    limit = max_discount(state, line)
     if not 0 < value <= limit + 1e-9:
         return f"discount must be above 0 and at most {limit:.0%} (the plan's, pricing rule's and policy's limit); " \
                "reject the promotion to drop it"  # fmt: skip
