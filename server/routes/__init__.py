@@ -18,6 +18,7 @@ from server.routes import (
     runs,
     scoring,
     shop,
+    store,
     threads,
 )
 
@@ -27,6 +28,7 @@ ROUTERS: list[APIRouter] = [
     assistants.router,
     threads.router,
     runs.router,
+    store.router,
     approvals.router,
     knowledge.router,
     models.router,

@@ -4,7 +4,7 @@ A thin convenience over ``POST /threads/{thread_id}/runs/stream`` with assistant
 run's input, the thread is created on first use (a new one when ``thread_id`` is left out), and the ``metadata``
 event carries the thread id to send with the next question, so the conversation goes on. The events are the
 run's: ``messages/partial`` or ``messages`` for the answer (``messages-tuple``), ``custom`` with the answer's
-structured part (``{"type": "chat.answer", "table", "citations", ...}``), then ``end``.
+structured part (``{"type": "chat.answer", "table", "citations", ...}``); the stream then closes.
 
 Its runs are saved with LangGraph's ``exit`` durability: one checkpoint per question, the state after the answer
 (with the understanding, the answer and the tools it used), instead of one per node. An answer takes milliseconds
@@ -57,8 +57,9 @@ class ChatRequest(BaseModel):
 @router.post("/chat/stream", summary="Ask the chat a question (SSE)", response_class=EventSourceResponse,
              responses={200: SSE_ANSWER, **errors(409)})  # fmt: skip
 async def chat_stream(body: ChatRequest, runtime: RuntimeDep, principal: Viewer) -> EventSourceResponse:
-    """``metadata`` (with ``thread_id``) first, then the answer's events, ``end`` last. A question sent while the
-    thread is still answering the previous one waits for it (``multitask_strategy`` enqueue)."""
+    """``metadata`` (with ``thread_id``) first, then the answer's events; the stream closes after the last. A
+    question sent while the thread is still answering the previous one waits for it (``multitask_strategy``
+    enqueue)."""
     thread_id = body.thread_id or str(uuid.uuid4())
     run_body = RunCreate(assistant_id=ASSISTANT, input={"messages": [{"role": "user", "content": body.message}]},
                          stream_mode=list(dict.fromkeys(body.stream_mode)), if_not_exists="create",

@@ -1,4 +1,5 @@
 """Runs on a thread: stream (SSE), wait, background; list, get, join, re-attach to the stream, cancel.
+Stateless runs (``POST /runs[/stream|/wait]``) run on a temporary thread, deleted after the run.
 
 The payload is LangGraph's (``assistant_id``, ``input`` or ``command``, ``stream_mode``, ``context``,
 ``metadata``, ``checkpoint_id``, ``multitask_strategy``, ``if_not_exists``, ``on_disconnect``, ``webhook``,
@@ -8,10 +9,12 @@ The payload is LangGraph's (``assistant_id``, ``input`` or ``command``, ``stream
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import Field
 from sse_starlette import EventSourceResponse
 
 from server.auth import Admin, Operator, Viewer
@@ -20,6 +23,7 @@ from server.openapi import errors
 from server.runtime import store
 from server.runtime.deps import RuntimeDep
 from server.runtime.events import StreamMode
+from server.runtime.manager import ActiveRun, RunKind
 from server.runtime.responses import run_headers, stream_response, waiting_json
 from server.runtime.schemas import LimitQuery, OffsetQuery, RunCreate, RunIdPath, ThreadIdPath
 from server.runtime.state import run_json
@@ -27,7 +31,7 @@ from server.runtime.state import run_json
 router = APIRouter(tags=["runs"])
 
 SSE_ANSWER = {
-    "description": "Server-sent events: metadata, one event per stream mode, error on failure, end last",
+    "description": "Server-sent events: metadata, one event per stream mode, error on failure; the stream closes when the run ends",
     "content": {"text/event-stream": {"schema": {"description": "Each event's data is a JSON value."}}},
 }
 
@@ -39,8 +43,9 @@ SSE_ANSWER = {
 async def stream_run(
     thread_id: ThreadIdPath, body: RunCreate, runtime: RuntimeDep, principal: Operator
 ) -> EventSourceResponse:
-    """``metadata`` first, then one event per requested mode, ``error`` on failure, ``end`` last; each with
-    an ``id`` to resume from (``GET .../runs/{run_id}/stream`` with ``Last-Event-ID``)."""
+    """``metadata`` first, then one event per requested mode and ``error`` on failure, each with an ``id`` to
+    resume from (``GET .../runs/{run_id}/stream`` with ``Last-Event-ID``); the stream closes when the run ends
+    (no ``end`` event, as in LangGraph Server)."""
     run = await runtime.manager.start(thread_id, body, principal, "stream")
     return stream_response(runtime.manager, thread_id, run.run_id, handle=run)
 
@@ -62,6 +67,47 @@ async def create_run(
     run = await runtime.manager.start(thread_id, body, principal, "background")
     row = await store.get_run(runtime.pool, thread_id, run.run_id)
     return JSONResponse(run_json(row), headers=run_headers(thread_id, run.run_id, "stream"))
+
+
+class StatelessRunCreate(RunCreate):
+    """The body of ``POST /runs[/stream|/wait]``: a run on a new temporary thread."""
+
+    on_completion: Literal["delete", "keep"] = Field(
+        "delete", description="delete: the thread goes after the run (default); keep: it stays, to read or go on."
+    )
+
+
+async def _stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator, kind: RunKind) -> ActiveRun:
+    body.if_not_exists = "create"
+    return await runtime.manager.start(str(uuid.uuid4()), body, principal, kind, on_completion=body.on_completion)
+
+
+@router.post(
+    "/runs/stream", summary="Run on a temporary thread and stream its events (SSE)",
+    response_class=EventSourceResponse, responses={200: SSE_ANSWER},
+)  # fmt: skip
+async def stream_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> EventSourceResponse:
+    """As ``POST /threads/{id}/runs/stream`` on a new thread, deleted after the run unless ``on_completion`` is
+    ``keep`` (the ``metadata`` event and the ``Content-Location`` header name it)."""
+    run = await _stateless(body, runtime, principal, "stream")
+    return stream_response(runtime.manager, run.thread_id, run.run_id, handle=run)
+
+
+@router.post("/runs/wait", summary="Run on a temporary thread and wait for its result")
+async def wait_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> StreamingResponse:
+    """The run's final values, as ``POST /threads/{id}/runs/wait``; the thread is deleted after the run unless
+    ``on_completion`` is ``keep``."""
+    run = await _stateless(body, runtime, principal, "wait")
+    return waiting_json(runtime.manager, run, run.thread_id, run.run_id,
+                        cancel_on_disconnect=run.on_disconnect == "cancel")  # fmt: skip
+
+
+@router.post("/runs", summary="Start a background run on a temporary thread")
+async def create_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> JSONResponse:
+    """The run's record; its thread is deleted after the run unless ``on_completion`` is ``keep``."""
+    run = await _stateless(body, runtime, principal, "background")
+    row = await store.get_run(runtime.pool, run.thread_id, run.run_id)
+    return JSONResponse(run_json(row), headers=run_headers(run.thread_id, run.run_id, "stream"))
 
 
 @router.get("/threads/{thread_id}/runs", summary="List a thread's runs")
@@ -115,8 +161,8 @@ async def join_stream(
     cancel_on_disconnect: bool = False,
     last_event_id: Annotated[str | None, Header(description="Replay the events after this id.")] = None,
 ) -> EventSourceResponse:
-    """Replays the buffered events after ``Last-Event-ID`` and follows the run to its ``end``. A run this
-    process does not hold (another process, or ended before a restart) gives its final values and ``end``."""
+    """Replays the buffered events after ``Last-Event-ID`` and follows the run to its end. A run this
+    process does not hold (another process, or ended before a restart) gives its final values."""
     await store.get_run(runtime.pool, thread_id, str(run_id))
     modes: list[str] | None = [m for m in stream_mode or [] if m] or None
     if cancel_on_disconnect and not principal.has("operator"):

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 
 from server.auth import Admin, Approver, Operator, Viewer
+from server.errors import ApiError
 from server.openapi import errors
 from server.runtime import store
 from server.runtime.admission import check_size
@@ -43,10 +44,28 @@ class StateAtCheckpoint(BaseModel):
 
 @router.post("/threads", summary="Create a thread", responses=errors(409))
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
-    """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``)."""
+    """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``).
+    ``supersteps`` (admin) writes its first checkpoints, as the graph ``metadata.graph_id`` names."""
     check_size("metadata", body.metadata, runtime.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
     thread_id = body.thread_id or str(uuid.uuid4())
+    graph = None
+    if body.supersteps:
+        if not principal.has("admin"):
+            raise ApiError(403, "forbidden", f"supersteps write a thread's state: that needs the admin role; your "
+                           f"key has {principal.role}")  # fmt: skip
+        graph_id = body.metadata.get("graph_id")
+        if not isinstance(graph_id, str):
+            raise ApiError(422, "validation_error", "metadata.graph_id: name the graph whose nodes the supersteps "
+                           "write as (needed with supersteps)")  # fmt: skip
+        graph = await runtime.assistants.graph_of(graph_id)
     row = await store.create_thread(runtime.pool, thread_id, body.metadata, principal.id, body.if_exists)
+    if graph is not None and body.supersteps:
+        try:
+            await runtime.write_supersteps(thread_id, graph, body.supersteps, principal)
+        except BaseException:
+            await runtime.delete_thread(thread_id)  # all of it or nothing
+            raise
+        row = await store.fetch_thread(runtime.pool, thread_id)
     return thread_json(row, await runtime.values(row))
 
 
@@ -133,7 +152,8 @@ async def get_state_at(
 async def post_state_at(
     thread_id: ThreadIdPath, body: StateAtCheckpoint, runtime: RuntimeDep, _: Viewer
 ) -> dict[str, Any]:
-    return await runtime.state(thread_id, body.checkpoint.checkpoint_id, in_body=True)
+    return await runtime.state(thread_id, body.checkpoint.checkpoint_id, in_body=True,
+                               ns=body.checkpoint.checkpoint_ns)  # fmt: skip
 
 
 @router.get("/threads/{thread_id}/history", summary="The thread's checkpoints, newest first")

@@ -5,8 +5,10 @@ keys from the same places (a ``__pregel_*`` key in ``configurable`` can answer a
 ``checkpoint_*`` key moves the run to another checkpoint):
 
 - ``config``: only ``configurable``, ``recursion_limit``, ``tags``, ``max_concurrency`` and ``run_name``.
-- ``config.configurable``: only ``thread_id`` (it must be the run's thread) and the keys of the graph's own
-  config schema. Keys starting with ``__`` or ``checkpoint`` are refused by name (fork with ``checkpoint``).
+- ``config.configurable``: a graph that declares a config schema gets only its keys (and ``thread_id``, which
+  must be the run's thread). A graph that declares none gets any key but those the runtime owns: keys starting
+  with ``__``, ``checkpoint`` or ``langgraph_`` and the run's ids (``run_id``, ``assistant_id``, ``graph_id``)
+  are refused by name (fork with ``checkpoint``), as LangGraph Server lets clients set free configurable keys.
 - ``context``: only the fields of the graph's context schema; ``principal`` is set by the server.
 - sizes: metadata, input, command and context are bounded (413 naming the field).
 Refusals are :class:`~server.errors.ApiError` 422/413 naming the field and what is allowed.
@@ -26,7 +28,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from server.errors import ApiError
 from server.runtime.schemas import RunConfig
 
-RESERVED_PREFIXES = ("__", "checkpoint")
+RESERVED_PREFIXES = ("__", "checkpoint", "langgraph_")
+RESERVED_KEYS = ("run_id", "assistant_id", "graph_id")
 RESERVED_CONTEXT = "principal"
 
 
@@ -48,20 +51,23 @@ def configurable_keys(graph: Any) -> set[str]:
     return schema_fields(getattr(getattr(graph, "builder", None), "config_schema", None)) or set()
 
 
-def check_config(config: RunConfig | None, graph: Any, thread_id: str) -> dict[str, Any]:
-    """The run's ``config`` as a dict, its ``configurable`` keys allow-listed (422 naming any other); the
-    other keys were checked by :class:`~server.runtime.schemas.RunConfig`."""
+def check_config(
+    config: RunConfig | None, graph: Any, thread_id: str | None, field: str = "config"
+) -> dict[str, Any]:
+    """The run's (or an assistant's) ``config`` as a dict, its ``configurable`` keys checked (422 naming the
+    first refused); the other keys were checked by :class:`~server.runtime.schemas.RunConfig`. ``thread_id``
+    None: no thread (an assistant's config), so ``configurable.thread_id`` is refused."""
     checked = config.model_dump(exclude_none=True) if config is not None else {}
     declared = configurable_keys(graph)
     for key, value in (checked.get("configurable") or {}).items():
-        where = f"config.configurable.{key}"
-        if key.startswith(RESERVED_PREFIXES):
+        where = f"{field}.configurable.{key}"
+        if key.startswith(RESERVED_PREFIXES) or key in RESERVED_KEYS:
             raise ApiError(422, "validation_error", f"{where}: reserved for the runtime; fork from a checkpoint with "
                            "the run's 'checkpoint' field, and answer interrupts with 'command.resume'")  # fmt: skip
         if key == "thread_id":
-            if value != thread_id:
+            if thread_id is None or value != thread_id:
                 raise ApiError(422, "validation_error", f"{where}: must be the run's thread ({thread_id}) or absent")
-        elif key not in declared:
+        elif declared and key not in declared:
             allowed = ", ".join(sorted({"thread_id", *declared}))
             raise ApiError(422, "validation_error", f"{where}: not a configurable key of this graph; allowed: "
                            f"{allowed}")  # fmt: skip
@@ -77,19 +83,19 @@ def _adapter(schema: Any) -> TypeAdapter[Any] | None:
         return None
 
 
-def check_context(schema: Any, context: dict[str, Any] | None) -> None:
+def check_context(schema: Any, context: dict[str, Any] | None, field: str = "context") -> None:
     """Refuse a ``context`` with keys the graph's context schema lacks, or that it would not accept."""
     if not context:
         return
     if RESERVED_CONTEXT in context:
-        raise ApiError(422, "validation_error", "context.principal: set by the server from the API key; leave it out")
+        raise ApiError(422, "validation_error", f"{field}.principal: set by the server from the API key; leave it out")
     fields = schema_fields(schema)
     if fields is None:
-        raise ApiError(422, "validation_error", "context: this graph takes no context; leave it out")
+        raise ApiError(422, "validation_error", f"{field}: this graph takes no context; leave it out")
     unknown = sorted(set(context) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields - {RESERVED_CONTEXT})) or "none"
-        raise ApiError(422, "validation_error", f"context.{unknown[0]}: not a field of the graph's context; "
+        raise ApiError(422, "validation_error", f"{field}.{unknown[0]}: not a field of the graph's context; "
                        f"allowed: {allowed}")  # fmt: skip
     adapter = _adapter(schema)
     if adapter is None:
@@ -98,7 +104,7 @@ def check_context(schema: Any, context: dict[str, Any] | None) -> None:
         adapter.validate_python(context)
     except ValidationError as exc:
         problem = exc.errors()[0]
-        where = ".".join(str(p) for p in ("context", *problem["loc"]))
+        where = ".".join(str(p) for p in (field, *problem["loc"]))
         raise ApiError(422, "validation_error", f"{where}: {problem['msg']}") from None
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk, message_chunk_to_message
 
 from server.runtime.serde import to_jsonable
+from server.runtime.state import checkpoint_ref, task_checkpoint
 
 StreamMode = Literal[
     "values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints", "events"
@@ -38,6 +39,38 @@ def graph_modes(requested: Iterable[str]) -> list[str]:
         if target not in modes:
             modes.append(target)
     return modes
+
+
+def resumed_checkpoint(snapshot: Any) -> list[dict[str, Any]]:
+    """The stream parts announcing the checkpoint a run resumes from (LangGraph streams only the checkpoints a
+    run writes; LangGraph Server also sends the one it starts from, so a client sees the whole history)."""
+    payload = {
+        "config": snapshot.config, "parent_config": snapshot.parent_config, "values": snapshot.values,
+        "metadata": snapshot.metadata, "next": list(snapshot.next),
+        "tasks": [{"id": t.id, "name": t.name, "interrupts": list(t.interrupts), "state": t.state}
+                  for t in snapshot.tasks],
+    }  # fmt: skip
+    debug = {"type": "checkpoint", "timestamp": snapshot.created_at, "step": (snapshot.metadata or {}).get("step"),
+             "payload": payload}  # fmt: skip
+    return [{"type": "debug", "ns": (), "data": debug}, {"type": "checkpoints", "ns": (), "data": payload}]
+
+
+def checkpoint_payload(payload: Any) -> Any:
+    """A checkpoint event as LangGraph Server sends it: ``checkpoint`` and ``parent_checkpoint`` (as in the
+    thread's history) instead of LangGraph's ``config`` and ``parent_config``; each task's subgraph
+    ``state`` config as its ``checkpoint``."""
+    if not isinstance(payload, dict):
+        return payload
+    converted = {k: v for k, v in payload.items() if k not in ("config", "parent_config")}
+    converted["checkpoint"] = checkpoint_ref(payload.get("config"))
+    converted["parent_checkpoint"] = checkpoint_ref(payload.get("parent_config"))
+    tasks = []
+    for task in payload.get("tasks") or []:
+        if isinstance(task, dict) and isinstance(task.get("state"), dict):
+            task = {**{k: v for k, v in task.items() if k != "state"}, "checkpoint": task_checkpoint(task["state"])}
+        tasks.append(task)
+    converted["tasks"] = tasks
+    return converted
 
 
 class EventTranslator:
@@ -72,6 +105,10 @@ class EventTranslator:
             if "messages" in self.requested:
                 self._message(message, metadata, ns)
         elif mode in _PASS_THROUGH and mode in self.requested:
+            if mode == "debug" and isinstance(data, dict) and data.get("type") == "checkpoint":
+                data = {**data, "payload": checkpoint_payload(data.get("payload"))}
+            elif mode == "checkpoints":
+                data = checkpoint_payload(data)
             self.emit(self._name(mode, ns), to_jsonable(data))
 
     def handle_event(self, event: dict[str, Any]) -> None:
@@ -94,10 +131,9 @@ class EventTranslator:
         if isinstance(message, BaseMessageChunk):
             merged = self._partial[key] + message if key in self._partial else message
             self._partial[key] = merged
+            self.emit(self._name("messages/partial", ns), [to_jsonable(merged)])
             if isinstance(message, AIMessageChunk) and message.chunk_position == "last":
                 self._finish(key, ns)
-            else:
-                self.emit(self._name("messages/partial", ns), [to_jsonable(merged)])
         elif key not in self._complete:
             self._partial.pop(key, None)
             self._complete.add(key)

@@ -34,10 +34,11 @@ from server.auth import Principal
 from server.errors import ApiError
 from server.runtime import queue, store
 from server.runtime.admission import check_config, check_context, check_size, schema_fields
+from server.runtime.assistants import Assistants
 from server.runtime.authority import Authority, check_authority
 from server.runtime.bus import OWNER_CLASS, Bus
 from server.runtime.decisions import check_fork, missing_checkpoint
-from server.runtime.events import EventTranslator, graph_modes
+from server.runtime.events import EventTranslator, graph_modes, resumed_checkpoint
 from server.runtime.interrupts import (
     DecisionError,
     MalformedApproval,
@@ -46,7 +47,7 @@ from server.runtime.interrupts import (
     stamp,
     validate_decisions,
 )
-from server.runtime.registry import Assistant, Registry
+from server.runtime.registry import Assistant
 from server.runtime.schemas import THREAD_ID, RunCreate
 from server.runtime.serde import to_jsonable
 from server.runtime.state import pending_interrupts, since_of
@@ -125,6 +126,14 @@ def _accepts_principal(schema: Any) -> bool:
     return schema is None or (fields is not None and "principal" in fields)
 
 
+TEMPORARY_THREAD_GRACE_SECONDS = 15.0  # how long a stateless run's thread outlives the run (see _discard_thread)
+
+
+def graph_of(row: store.Row) -> str:
+    """The graph a run row executes (recorded in its kwargs; older rows named the graph as the assistant)."""
+    return str((row.get("kwargs") or {}).get("graph_id") or row["assistant_id"])
+
+
 def waits_on_approval(row: store.Row) -> bool:
     """Whether the thread is paused at an approval (a decision, not a new input, must come next)."""
     pending = row.get("interrupts") or []
@@ -146,14 +155,15 @@ class RunManager:
         self,
         settings: Settings,
         pool: store.Pool,
-        registry: Registry,
+        assistants: Assistants,
         checkpointer: BaseCheckpointSaver[Any],
         authority: Authority | None,
         bus: Bus,
     ) -> None:
         self.settings = settings
         self.pool = pool
-        self.registry = registry
+        self.assistants = assistants
+        self.registry = assistants.registry
         self.checkpointer = checkpointer
         self.authority = authority
         self.bus = bus
@@ -175,13 +185,6 @@ class RunManager:
 
     # -- lookups --------------------------------------------------------------------------------------------
 
-    def assistant(self, assistant_id: str) -> Assistant:
-        try:
-            return self.registry[assistant_id]
-        except KeyError:
-            known = ", ".join(self.registry) or "none"
-            raise ApiError(404, "not_found", f"assistant {assistant_id!r} not found; served: {known}") from None
-
     def queued_here(self, run_id: str) -> bool:
         """Whether this process queued the run and has not seen it start (nothing of it is recorded yet)."""
         run = self.active.get(run_id)
@@ -196,36 +199,33 @@ class RunManager:
 
     async def start(
         self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None,
-        within: queue.Within | None = None, priority: int = 0,
+        within: queue.Within | None = None, priority: int = 0, on_completion: str = "keep",
     ) -> ActiveRun:  # fmt: skip
         """Check the request and queue the run (raises ApiError 404/409/422/403 before anything is recorded);
         this process executes it at once when it has a free worker. ``interrupt_id`` makes a resume answer
         that interrupt only (409 if it is no longer pending); ``within(conn)`` commits with the run's row;
-        ``priority`` below 0 lets the runs people wait on go first (runs the system starts by itself)."""
+        ``priority`` below 0 lets the runs people wait on go first (runs the system starts by itself);
+        ``on_completion='delete'`` deletes the thread after the run (a stateless run's temporary thread)."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
-        assistant = self.registry.get(body.assistant_id)
-        if assistant is None:
-            raise ApiError(422, "validation_error", f"assistant_id: {body.assistant_id!r} is not served; served: "
-                           f"{', '.join(self.registry) or 'none'}")  # fmt: skip
+        resolved = await self.assistants.resolve(body.assistant_id)
+        assistant = resolved.graph
         if body.if_not_exists == "create" and not THREAD_ID.match(thread_id):
             raise ApiError(422, "validation_error", "thread_id: must be 1-128 characters of letters, digits and "
                            ". _ : - (starting with a letter or digit)")  # fmt: skip
         graph = assistant.graph
-        for name in ("interrupt_before", "interrupt_after"):
-            nodes = getattr(body, name)
-            if isinstance(nodes, list):
-                unknown = [n for n in nodes if n not in graph.nodes]
-                if unknown:
-                    raise ApiError(422, "validation_error", f"{name}: unknown node(s) {unknown}; nodes: "
-                                   f"{', '.join(n for n in graph.nodes if not n.startswith('__'))}")  # fmt: skip
         check_size("metadata", body.metadata, self.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
+        check_size("config.metadata", body.config.metadata if body.config else None, self.settings.max_metadata_bytes,
+                   "RIMAS_MAX_METADATA_BYTES")  # fmt: skip
         for name in ("input", "command", "context"):
             value = getattr(body, name)
             check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
                        self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
-        user_config = check_config(body.config, graph, thread_id)
-        check_context(graph.context_schema, body.context)
+        user_config = resolved.merge_config(check_config(body.config, graph, thread_id))
+        config_metadata = user_config.pop("metadata", None) or {}
+        assistant = assistant.for_config(user_config)
+        context = resolved.merge_context(body.context)
+        check_context(graph.context_schema, context)
         webhook = None
         if body.webhook is not None:
             try:
@@ -251,7 +251,9 @@ class RunManager:
         spec: dict[str, Any] = {
             "kind": kind, "modes": list(body.modes) if kind != "wait" else [],
             "on_disconnect": body.on_disconnect or "continue",  # as the official server: a run outlives its client
-            "input": body.input, "command": None, "resolve": None, "config": user_config, "context": body.context,
+            "input": body.input, "command": None, "resolve": None, "config": user_config, "context": context or None,
+            "assistant_id": resolved.assistant_id, "graph_id": assistant.graph_id,
+            "assistant_version": resolved.version, "on_completion": on_completion,
             "options": options, "checkpoint_id": checkpoint_id,
             "principal": {"id": principal.id, "role": principal.role},
         }  # fmt: skip
@@ -271,9 +273,10 @@ class RunManager:
                     "command.resume) or mark it resolved (command.goto '__end__') before starting another run",
                 )  # fmt: skip
 
-        metadata = {k: v for k, v in (body.metadata or {}).items() if k not in _RESERVED_METADATA}
+        given = {**config_metadata, **(body.metadata or {})}
+        metadata = {k: v for k, v in given.items() if k not in _RESERVED_METADATA}
         new = queue.NewRun(
-            run_id=run_id, thread_id=thread_id, assistant_id=assistant.assistant_id, graph_id=assistant.graph_id,
+            run_id=run_id, thread_id=thread_id, assistant_id=resolved.assistant_id, graph_id=assistant.graph_id,
             multitask_strategy=body.multitask_strategy, kwargs=spec, metadata=to_jsonable(metadata),
             actor=principal.id, accepted_by=self.owner_key, persist_events=body.stream_resumable,
             after_seconds=body.after_seconds, webhook=webhook, priority=priority,
@@ -439,11 +442,13 @@ class RunManager:
         """Take over a run queued by another process (or by this one before a re-execution)."""
         run_id = str(row["run_id"])
         spec = dict(row["kwargs"])
-        assistant = self.registry.get(row["assistant_id"])
+        assistant = self.registry.get(graph_of(row))
+        if assistant is not None:
+            assistant = assistant.for_config(spec.get("config"))
         if assistant is None:
             self._executing.discard(run_id)
             await self._record(run_id, row["thread_id"], None, "error",
-                               f"assistant {row['assistant_id']!r} is not served by this process")  # fmt: skip
+                               f"graph {graph_of(row)!r} is not served by this process")  # fmt: skip
             return
         # seq 1 is the metadata its acceptor sent its own listener; recorded nowhere yet, it is recorded now
         start_seq = await queue.last_seq(self.pool, run_id)
@@ -491,7 +496,8 @@ class RunManager:
             "configurable": configurable,
             "metadata": {
                 **(row.get("metadata") or {}),
-                "run_id": run.run_id, "thread_id": run.thread_id, "assistant_id": run.assistant.assistant_id,
+                "run_id": run.run_id, "thread_id": run.thread_id,
+                "assistant_id": spec.get("assistant_id", run.assistant.assistant_id),
                 "graph_id": run.assistant.graph_id, "actor_id": run.principal.id, "actor_role": run.principal.role,
                 "run_attempt": row["attempt"],
             },
@@ -520,6 +526,11 @@ class RunManager:
                 graph_input, config = await self._graph_input(run, row), self._config(run, row)
                 graph, modes = run.assistant.graph, cast(Any, graph_modes(run.modes) or ["values"])
                 options = spec.get("options") or {}
+                if graph_input is None and {"debug", "checkpoints"} & set(run.modes):
+                    start = await graph.aget_state(cast(Any, config))
+                    if start.created_at is not None:
+                        for part in resumed_checkpoint(start):
+                            translator.handle(part)
                 if "events" in run.modes:
                     events: Any = graph.astream_events(
                         graph_input, cast(Any, config), version="v2", context=context or None, stream_mode=modes,
@@ -568,13 +579,16 @@ class RunManager:
 
     async def _thread_outcome(
         self, assistant: Assistant | None, thread_id: str
-    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The thread's current values and pending interrupts, read from the checkpoint."""
+    ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], bool]:
+        """The thread's current values, pending interrupts, and whether it stopped before its next nodes (an
+        interrupt, static or not), read from the checkpoint."""
         if assistant is None:
-            return None, []
+            return None, [], False
         snapshot = await assistant.graph.aget_state({"configurable": {"thread_id": thread_id}})
         values = to_jsonable(snapshot.values)
-        return (values if isinstance(values, dict) else {"value": values}), pending_interrupts(snapshot)
+        return (values if isinstance(values, dict) else {"value": values}), pending_interrupts(snapshot), bool(
+            snapshot.next
+        )
 
     async def _record(
         self, run_id: str, thread_id: str, assistant: Assistant | None, status: store.RunStatus, error: str | None
@@ -582,14 +596,16 @@ class RunManager:
         """Record a run's end and re-derive its thread's index row from the checkpoint."""
         values: dict[str, Any] | None = None
         pending: list[dict[str, Any]] = []
+        stopped = False
         try:
-            values, pending = await self._thread_outcome(assistant, thread_id)
+            values, pending, stopped = await self._thread_outcome(assistant, thread_id)
         except Exception:
             log.exception("could not read the thread state after a run", extra={"run_id": run_id})
-        if status == "success" and pending:
+        paused = status == "success" and stopped  # at an interrupt, or at interrupt_before/after a node
+        if paused:
             status = "interrupted"
         thread_status: store.ThreadStatus = (
-            "error" if status in ("error", "timeout") else "interrupted" if pending else "idle"
+            "error" if status in ("error", "timeout") else "interrupted" if pending or paused else "idle"
         )
         try:
             await queue.finish(
@@ -609,6 +625,19 @@ class RunManager:
         await self._close_stream(run)
         if self.webhooks.allowed_hosts:
             self._send_webhook(run.run_id, run.thread_id, values)
+        if run.spec.get("on_completion") == "delete":
+            self._spawn(self._discard_thread(run.thread_id), f"discard-{run.thread_id}")
+
+    async def _discard_thread(self, thread_id: str) -> None:
+        """A stateless run's temporary thread goes once its followers in other processes had time to read the
+        events recorded for them (they are deleted with it)."""
+        await asyncio.sleep(TEMPORARY_THREAD_GRACE_SECONDS)
+        try:
+            async with self.pool.connection() as conn:
+                await store.delete_thread(conn, thread_id)
+            await self.checkpointer.adelete_thread(thread_id)
+        except ApiError as exc:  # gone already, or another run was queued on it: keep it
+            log.info("temporary thread kept", extra={"thread_id": thread_id, "reason": exc.message})
 
     async def _close_stream(self, run: ActiveRun) -> None:
         run.stream.publish("end", None)
@@ -629,7 +658,7 @@ class RunManager:
         async with self.pool.connection() as conn, conn.transaction():
             removed = await queue.delete_run_checkpoints(conn, run.thread_id, run.run_id)
             await conn.execute("DELETE FROM runs WHERE run_id = %s", (run.run_id,))
-        _, pending = await self._thread_outcome(run.assistant, run.thread_id)
+        _, pending, _ = await self._thread_outcome(run.assistant, run.thread_id)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE threads SET status = %s, interrupts = %s, interrupted_at = %s, current_run_id = NULL, "
@@ -699,8 +728,8 @@ class RunManager:
             assert run.result is not None
             return run.result
         row = await self.wait_row(thread_id, run_id)
-        assistant = self.registry.get(row["assistant_id"])
-        values, pending = await self._thread_outcome(assistant, thread_id)
+        assistant = self.registry.get(graph_of(row))
+        values, pending, _ = await self._thread_outcome(assistant, thread_id)
         return self._result(values, pending, row["status"], row.get("error"))
 
     async def wait_row(self, thread_id: str, run_id: str) -> store.Row:
@@ -808,7 +837,7 @@ class RunManager:
                 log.warning("run queued again after its worker stopped", extra={
                     "run_id": run_id, "thread_id": row["thread_id"], "attempt": row["attempt"]})  # fmt: skip
                 continue
-            await self._record(run_id, row["thread_id"], self.registry.get(row["assistant_id"]), "error",
+            await self._record(run_id, row["thread_id"], self.registry.get(graph_of(row)), "error",
                                f"the run's worker stopped {row['attempt']} times (RIMAS_RUN_MAX_ATTEMPTS)")  # fmt: skip
         return recovered
 

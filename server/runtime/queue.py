@@ -82,7 +82,7 @@ async def _locked_thread(conn: AsyncConnection[Any], run: NewRun, create: bool) 
         await conn.execute(
             "INSERT INTO threads (thread_id, created_by, assistant_id, metadata) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (thread_id) DO NOTHING",
-            (run.thread_id, run.actor, run.assistant_id, Jsonb({})),
+            (run.thread_id, run.actor, run.graph_id, Jsonb({})),
         )
         locked = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (run.thread_id,))
         runs = await conn.execute(_INFLIGHT, (run.thread_id,))
@@ -152,11 +152,12 @@ async def _enqueue(
          run.accepted_by, run.persist_events, run.webhook, run.after_seconds or 0, 1 if claim_now else 0,
          claim_for if claim_now else None, claim_now, lease_s, claim_now, run.priority),
     )  # fmt: skip
-    await conn.execute(  # the run stamps its assistant into the thread metadata (UIs search by graph_id)
-        "UPDATE threads SET assistant_id = %s, updated_at = now(), metadata = metadata || %s, "
+    await conn.execute(  # the run stamps its graph on the thread, its assistant in the metadata (UIs search by both)
+        "UPDATE threads SET assistant_id = %s, config = %s, updated_at = now(), metadata = metadata || %s, "
         "status = CASE WHEN %s THEN 'busy' ELSE status END, "
         "current_run_id = CASE WHEN %s THEN %s::uuid ELSE current_run_id END WHERE thread_id = %s",
-        (run.assistant_id, Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), claim_now,
+        (run.graph_id, Jsonb(to_jsonable(run.kwargs.get("config") or {})),
+         Jsonb({"graph_id": run.graph_id, "assistant_id": run.assistant_id}), claim_now,
          claim_now, run.run_id, run.thread_id),
     )  # fmt: skip
     for row in stopped:

@@ -2,9 +2,12 @@
 
 The file is the one LangGraph Studio reads: ``{"graphs": {"<assistant id>": "<path or module>:<attr>"}}``
 (an entry may also be ``{"path": ..., "description": ...}``). A path is relative to the file. The module
-must expose ``build_graph(checkpointer=None, store=None)`` (the server compiles with its Postgres saver) and
-the module-level attribute the entry names (Studio's checkpointer-free graph). A listed graph that cannot be
-imported or built stops start-up with an error naming the file and the entry.
+must expose ``build_graph(checkpointer=None, store=None)`` (the server compiles with its Postgres saver and
+its store) and the module-level attribute the entry names (Studio's checkpointer-free graph). A listed graph
+that cannot be imported or built stops start-up with an error naming the file and the entry.
+
+A module whose ``build_graph`` also takes ``config`` builds its graph per run config (LangGraph Server's
+"graph factory"): runs build it with their config, a thread's state is read with its last run's config.
 """
 
 from __future__ import annotations
@@ -12,24 +15,32 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import importlib.util
+import inspect
 import json
 import logging
+import os
 import sys
 import typing
 import warnings
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
+from dotenv import dotenv_values
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
+from langgraph.store.base import BaseStore
 from pydantic import ConfigDict, TypeAdapter, create_model
 
 from server.runtime.serde import to_jsonable
 
 log = logging.getLogger(__name__)
+
+FACTORY_CACHE = 32  # graphs kept per graph factory, by config
 
 
 class RegistryError(RuntimeError):
@@ -55,10 +66,30 @@ class Assistant:
     entry: GraphEntry
     description: str | None
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    factory: Callable[[RunnableConfig], Pregel[Any, Any, Any, Any]] | None = None
+    """``build_graph``, when it takes the run's ``config`` (a graph built per config: a "graph factory")."""
+    _built: OrderedDict[str, Assistant] = field(default_factory=OrderedDict, repr=False)
 
     @property
     def graph_id(self) -> str:
         return self.assistant_id
+
+    def for_config(self, config: Mapping[str, Any] | None) -> Assistant:
+        """This graph as built for ``config`` (itself unless its module builds a graph per config); the last
+        few builds are kept."""
+        if self.factory is None or not config:
+            return self
+        key = json.dumps(to_jsonable(config.get("configurable") or {}), sort_keys=True)
+        built = self._built.get(key)
+        if built is None:
+            built = Assistant(self.assistant_id, self.factory(cast(RunnableConfig, dict(config))), self.entry,
+                              self.description, self.created_at)  # fmt: skip
+            self._built[key] = built
+            if len(self._built) > FACTORY_CACHE:
+                self._built.popitem(last=False)
+        else:
+            self._built.move_to_end(key)
+        return built
 
     def info(self) -> dict[str, Any]:
         """The LangGraph ``Assistant`` object."""
@@ -89,7 +120,9 @@ class Assistant:
         """The schemas of the graph's subgraphs, by namespace (``namespace`` keeps only that one)."""
         found = {}
         async for ns, subgraph in self.graph.aget_subgraphs(namespace=namespace, recurse=recurse):
-            found[ns] = graph_schemas(subgraph, self.graph_id)
+            schemas = graph_schemas(subgraph, self.graph_id)
+            # also under LangGraph.js's names (state, input, output, config), which its clients read
+            found[ns] = schemas | {name: schemas[f"{name}_schema"] for name in ("state", "input", "output", "config")}
         return found
 
 
@@ -106,9 +139,26 @@ def graph_schemas(graph: Any, graph_id: str) -> dict[str, Any]:
         "input_schema": _schema(graph.get_input_jsonschema) or typed("input_schema"),
         "output_schema": _schema(graph.get_output_jsonschema) or typed("output_schema"),
         "state_schema": typed("state_schema"),
-        "config_schema": _schema(lambda: graph.config_schema().model_json_schema()),
+        "config_schema": _schema(lambda: _configurable(graph.config_schema().model_json_schema())),
         "context_schema": _schema(graph.get_context_jsonschema) or typed("context_schema"),
     }
+
+
+def _configurable(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The schema of ``configurable`` alone (what LangGraph Server serves as ``config_schema``), not the
+    ``{"configurable": ...}`` wrapper LangGraph builds; None when the graph declares none."""
+    configurable = schema.get("properties", {}).get("configurable")
+    if not isinstance(configurable, dict):
+        return None
+    defs = dict(schema.get("$defs") or {})
+    ref = configurable.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        configurable = dict(defs.pop(ref.removeprefix("#/$defs/"), {}))
+    else:
+        configurable = {k: v for k, v in configurable.items() if k != "default"}
+    if defs:
+        configurable["$defs"] = defs
+    return configurable
 
 
 def _hinted_schema(annotated: Any) -> dict[str, Any]:
@@ -237,28 +287,56 @@ def _import_entry(entry: GraphEntry, base: Path) -> ModuleType:
     return importlib.import_module(target)
 
 
-def load_assistant(entry: GraphEntry, base: Path, checkpointer: BaseCheckpointSaver[Any] | None) -> Assistant:
-    """Import one entry and compile its graph with ``checkpointer`` through the module's ``build_graph``."""
+def load_assistant(
+    entry: GraphEntry, base: Path, checkpointer: BaseCheckpointSaver[Any] | None, store: BaseStore | None = None
+) -> Assistant:
+    """Import one entry and compile its graph with ``checkpointer`` and ``store`` through the module's
+    ``build_graph``."""
     module = _import_entry(entry, base)
     if not hasattr(module, entry.attr):
         raise AttributeError(f"module {module.__name__} has no attribute {entry.attr!r}")
     build = getattr(module, "build_graph", None)
     if not callable(build):
         raise AttributeError(f"module {module.__name__} has no build_graph(checkpointer=None, store=None)")
-    graph = build(checkpointer=checkpointer)
+    graph = build(checkpointer=checkpointer, store=store)
     if not isinstance(graph, Pregel):
         raise TypeError(f"build_graph() of {module.__name__} returned {type(graph).__name__}, not a compiled graph")
     description = entry.description
     if description is None and module.__doc__:
         description = module.__doc__.strip().splitlines()[0]
-    return Assistant(entry.assistant_id, graph, entry, description)
+    factory = None
+    if "config" in inspect.signature(build).parameters:
+
+        def factory(config: RunnableConfig) -> Pregel[Any, Any, Any, Any]:
+            return cast(Pregel[Any, Any, Any, Any], build(checkpointer=checkpointer, store=store, config=config))
+
+    return Assistant(entry.assistant_id, graph, entry, description, factory=factory)
+
+
+def apply_env(config_path: Path) -> None:
+    """Set the ``env`` of a langgraph.json (an object of variables, or the path of a ``.env`` file relative to
+    it) in this process's environment; a variable already set keeps its value."""
+    try:
+        document = json.loads(config_path.read_text())
+    except (OSError, ValueError):
+        return  # read_entries reports it
+    env = document.get("env") if isinstance(document, dict) else None
+    if isinstance(env, str):
+        env = dotenv_values(config_path.resolve().parent / env)
+    if not isinstance(env, dict):
+        return
+    for name, value in env.items():
+        if value is not None and name not in os.environ:
+            os.environ[name] = value if isinstance(value, str) else json.dumps(value)
 
 
 def load_registry(
-    config_path: Path, checkpointer: BaseCheckpointSaver[Any] | None, *, required: bool = False
+    config_path: Path, checkpointer: BaseCheckpointSaver[Any] | None, *, required: bool = False,
+    store: BaseStore | None = None,
 ) -> Registry:
-    """Load every graph of ``config_path``. A missing file gives an empty registry (or an error when
-    ``required``); any entry that fails raises :class:`RegistryError` naming the file and the entry."""
+    """Load every graph of ``config_path`` (after applying its ``env``). A missing file gives an empty registry
+    (or an error when ``required``); any entry that fails raises :class:`RegistryError` naming the file and the
+    entry."""
     config_path = config_path.expanduser()
     if not config_path.is_file():
         if required:
@@ -266,10 +344,11 @@ def load_registry(
         log.warning("no langgraph.json: serving no assistants", extra={"path": str(config_path)})
         return Registry([], None)
     base = config_path.resolve().parent
+    apply_env(config_path)
     assistants: list[Assistant] = []
     for entry in read_entries(config_path):
         try:
-            assistants.append(load_assistant(entry, base, checkpointer))
+            assistants.append(load_assistant(entry, base, checkpointer, store))
         except Exception as exc:
             raise RegistryError(
                 f"{config_path}: graph {entry.assistant_id!r} ({entry.target}:{entry.attr}) failed to load: "

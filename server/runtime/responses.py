@@ -67,7 +67,8 @@ async def _events(
     finished = False
     try:
         async for item in _follow(manager, thread_id, run_id, after, modes, first):
-            yield _sse(item)
+            if item.event != "end":  # the stream's close says it; LangGraph Server sends no end event
+                yield _sse(item)
         finished = True
     finally:
         if not finished and cancel:

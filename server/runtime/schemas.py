@@ -22,6 +22,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 ID_RULE = "1-128 letters, digits and . _ : - (starting with a letter or digit)"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # as LangGraph writes them
 THREAD_ID = re.compile(ID_PATTERN)
+CHECKPOINT_NS_PATTERN = r"^([^|:]{1,200}:[0-9a-f-]{36}(\|[^|:]{1,200}:[0-9a-f-]{36}){0,20})?$"
 MAX_OFFSET = 1_000_000_000  # offsets reach SQL: bounded well inside PostgreSQL's bigint
 ThreadSortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 
@@ -33,7 +34,7 @@ Offset = Annotated[int, Field(ge=0, le=MAX_OFFSET, description="Items to skip (p
 Limit = Annotated[int, Field(ge=1, le=1000, description="Items per page."), JSON_INTEGER]
 NodeNames = Annotated[
     Literal["*"] | list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
-    Field(description="'*' or node names of the assistant's graph."),
+    Field(description="'*' or node names (a name the graph lacks stops nothing, as in LangGraph).", max_length=200),
 ]
 
 #: Ids in paths (a malformed one is a 422 naming it; a well-formed unknown one a 404).
@@ -57,7 +58,8 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     configurable: dict[str, Any] | None = Field(
-        None, description="Only the keys the graph declares in its config schema (and thread_id, the run's own)."
+        None, description="The keys of the graph's config schema when it declares one, else any key but the "
+        "runtime's own (__*, checkpoint*, langgraph_*, run_id, assistant_id, graph_id); thread_id must be the run's."
     )
     recursion_limit: Annotated[int, Field(ge=1, le=10_000), JSON_INTEGER] | None = Field(
         None, description="Most supersteps the run may take."
@@ -67,13 +69,9 @@ class RunConfig(BaseModel):
         None, description="Most tasks run at once."
     )
     run_name: str | None = Field(None, max_length=200)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _metadata_hint(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "metadata" in value:
-            raise ValueError("config.metadata is not accepted; set run metadata with the run's metadata field")
-        return value
+    metadata: dict[str, Any] | None = Field(
+        None, description="Merged under the run's metadata (as LangGraph's RemoteGraph sends it)."
+    )
 
 
 class CheckpointRef(BaseModel):
@@ -82,9 +80,18 @@ class CheckpointRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     thread_id: ThreadId | None = None
-    checkpoint_ns: Literal[""] = Field("", description="Only the root graph's checkpoints ('').")
+    checkpoint_ns: str = Field(
+        "", max_length=2000, pattern=CHECKPOINT_NS_PATTERN,
+        description="'' for the root graph; a subgraph's namespace ('node:task id', joined by '|') for its state.",
+    )
     checkpoint_id: CheckpointId | None = None
     checkpoint_map: dict[str, Any] | None = None
+
+
+class RootCheckpointRef(CheckpointRef):
+    """A checkpoint of the root graph (where a run can start)."""
+
+    checkpoint_ns: Literal[""] = Field("", description="'': a run starts from a checkpoint of the root graph.")
 
 
 class CommandIn(BaseModel):
@@ -121,7 +128,7 @@ class RunCreate(BaseModel):
     config: RunConfig | None = None
     metadata: dict[str, Any] | None = None
     checkpoint_id: CheckpointId | None = None
-    checkpoint: CheckpointRef | None = None
+    checkpoint: RootCheckpointRef | None = None
     multitask_strategy: Literal["reject", "enqueue", "interrupt", "rollback"] = Field(
         "enqueue",
         description="With a run in flight on the thread: 'enqueue' runs after it (default), 'reject' answers 409, "
@@ -173,6 +180,20 @@ class RunCreate(BaseModel):
         return None
 
 
+class SuperstepUpdate(BaseModel):
+    """One node's write in a superstep of ``POST /threads``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    values: Any = None
+    as_node: str = Field(min_length=1, max_length=200, description="The node that 'returned' the values.")
+    command: None = Field(None, description="Not supported; write values as a node.")
+
+
+class Superstep(BaseModel):
+    updates: list[SuperstepUpdate] = Field(min_length=1, max_length=100)
+
+
 class ThreadCreate(BaseModel):
     """The body of ``POST /threads``."""
 
@@ -181,7 +202,10 @@ class ThreadCreate(BaseModel):
     thread_id: ThreadId | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
-    supersteps: Annotated[None, Field(description="Not supported; leave it unset.")] = None
+    supersteps: list[Superstep] | None = Field(
+        None, max_length=1000, description="Checkpoints to write into the new thread, one per superstep, as if each "
+        "node had returned its values (copies a thread's history; needs metadata.graph_id and the admin role).",
+    )
     ttl: Annotated[None, Field(description="Not supported; leave it unset.")] = None
 
 
@@ -242,6 +266,11 @@ class StateUpdate(BaseModel):
     @property
     def resolved_checkpoint_id(self) -> str | None:
         return self.checkpoint_id or (self.checkpoint.checkpoint_id if self.checkpoint is not None else None)
+
+    @property
+    def checkpoint_ns(self) -> str:
+        """The subgraph whose state is written ('' for the root graph)."""
+        return self.checkpoint.checkpoint_ns if self.checkpoint is not None else ""
 
 
 class HistoryRequest(BaseModel):

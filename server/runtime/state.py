@@ -28,13 +28,20 @@ def checkpoint_ref(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def task_checkpoint(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A task's subgraph checkpoint: its thread and namespace (its id and map only when known)."""
+    ref = checkpoint_ref(config)
+    return {k: v for k, v in ref.items() if v is not None or k == "checkpoint_ns"} if ref else None
+
+
 def _task_json(task: PregelTask) -> dict[str, Any]:
     return {
         "id": task.id,
         "name": task.name,
+        "path": to_jsonable(list(task.path)),
         "error": f"{type(task.error).__name__}: {task.error}" if task.error is not None else None,
         "interrupts": to_jsonable(list(task.interrupts)),
-        "checkpoint": checkpoint_ref(task.state) if isinstance(task.state, Mapping) else None,
+        "checkpoint": task_checkpoint(task.state) if isinstance(task.state, Mapping) else None,
         "state": None,
         "result": to_jsonable(task.result) if task.result is not None else None,
     }
@@ -117,7 +124,7 @@ def thread_json(row: Mapping[str, Any], values: Any = None) -> dict[str, Any]:
         "status": row["status"],
         "values": values,
         "interrupts": grouped,
-        "config": {},
+        "config": row.get("config") or {},
         "context": {},
         "assistant_id": row.get("assistant_id"),
     }

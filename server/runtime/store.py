@@ -175,8 +175,7 @@ async def copy_thread(pool: Pool, source: str, target: str, created_by: str) -> 
         await conn.execute(
             "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
             "metadata) SELECT %s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
-            "CASE WHEN metadata ? 'thread_id' THEN jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) "
-            "ELSE metadata END FROM checkpoints WHERE thread_id = %s",
+            "jsonb_set(metadata, '{thread_id}', to_jsonb(%s::text)) FROM checkpoints WHERE thread_id = %s",
             (target, target, source),
         )
         await conn.execute(
@@ -210,7 +209,7 @@ async def set_thread_state(
 
 
 async def lock_thread(conn: AsyncConnection[Any], thread_id: str) -> Row:
-    """The thread's row, locked for this transaction (404 if missing, 409 if a run holds it)."""
+    """The thread's row, locked for this transaction (404 if missing, 409 if a run holds it or waits for it)."""
     cur = await conn.execute("SELECT * FROM threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
     row = await cur.fetchone()
     if row is None:
@@ -218,6 +217,13 @@ async def lock_thread(conn: AsyncConnection[Any], thread_id: str) -> Row:
     if row["status"] == "busy":
         raise ApiError(409, "thread_busy", f"thread {thread_id} is busy with run {row['current_run_id']}; wait for "
                        "it or cancel it")  # fmt: skip
+    cur = await conn.execute(
+        "SELECT run_id FROM runs WHERE thread_id = %s AND status = 'pending' ORDER BY created_at LIMIT 1", (thread_id,)
+    )
+    queued = await cur.fetchone()
+    if queued is not None:  # it would start from a state it was not queued on
+        raise ApiError(409, "thread_busy", f"thread {thread_id} has run {queued['run_id']} queued; wait for it or "
+                       "cancel it")  # fmt: skip
     return dict(row)
 
 

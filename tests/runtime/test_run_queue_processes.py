@@ -70,7 +70,7 @@ async def test_a_worker_process_executes_what_a_server_queues(serve_process: Fac
         async with client.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response:
             events = sse([line async for line in response.aiter_lines()])
         names = [e["event"] for e in events]
-        assert names[0] == "metadata" and names[-1] == "end"
+        assert names[0] == "metadata" and names[-1] == "custom" and "end" not in names  # no end event, as LangGraph
         assert names.count("updates") == 5 and names.count("custom") == 5
         assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
         run_id = events[0]["data"]["run_id"]
@@ -91,7 +91,7 @@ async def test_a_worker_process_executes_what_a_server_queues(serve_process: Fac
             waited = time.perf_counter() - started
             rest = [line async for line in lines]
         assert "event: metadata" in head and waited < 1.0, (head, waited)
-        assert "event: end" in rest
+        assert "event: values" in rest and "event: end" not in rest
     assert worker.stop() in (0, -signal.SIGTERM)
 
 
@@ -198,7 +198,7 @@ async def test_two_servers_share_the_runs_and_finish_a_killed_ones_exactly_once(
         tid, run_id = batch[0]  # accepted by the killed server: its stream still ends, from the survivor
         async with b.stream("GET", f"/threads/{tid}/runs/{run_id}/stream") as response:
             events = sse([line async for line in response.aiter_lines()])
-        assert events[-1]["event"] == "end" and events[0]["event"] == "metadata"
+        assert events[0]["event"] == "metadata" and events[-1]["event"] == "values"
     with psycopg.connect(database_url) as conn:
         ledger = conn.execute("SELECT count(*), count(DISTINCT thread_id) FROM test_ledger WHERE thread_id = "
                               "ANY(%s)", ([t for t, _ in batch],)).fetchone()  # fmt: skip

@@ -45,13 +45,13 @@ async def test_stream_events_in_order_with_ids_and_headers(api: Api) -> None:
     assert response.headers["location"] == f"{location}/stream"
     events = [e for e in parse_sse(response.text) if "event" in e]
     assert events[0]["event"] == "metadata" and location.endswith(events[0]["data"]["run_id"])
-    assert events[-1]["event"] == "end"
+    assert "end" not in [e["event"] for e in events]  # the stream's close ends it, as in LangGraph Server
     assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
     names = [e["event"] for e in events]
     assert names.count("custom") == 5 and names.count("updates") == 5 and names.count("values") == 6
     assert [e["data"]["progress"] for e in events if e["event"] == "custom"] == [0.2, 0.4, 0.6, 0.8, 1.0]
-    assert events[-2] == {
-        **events[-2],
+    assert events[-1] == {
+        **events[-1],
         "event": "values",
         "data": {"count": 5, "steps": ["n1", "n2", "n3", "n4", "n5"]},
     }
@@ -64,7 +64,7 @@ async def test_sdk_stream_parses_llm_tokens_as_partial_and_complete_messages(api
         thread["thread_id"], "chat", input={"messages": [{"role": "user", "content": "stock of sku 12?"}]},
         stream_mode=["messages", "values"],
     )]  # fmt: skip
-    assert parts[0].event == "metadata" and parts[-1].event == "end"
+    assert parts[0].event == "metadata" and parts[-1].event == "values"
     assert all(p.id for p in parts)
     partial = [p.data[0]["content"] for p in parts if p.event == "messages/partial"]
     assert len(partial) > 5 and partial == sorted(partial, key=len)  # grows token by token
@@ -103,7 +103,7 @@ async def test_a_failing_run_reports_the_error_and_marks_the_thread(api: Api) ->
     client = api.sdk("operator")
     tid = (await client.threads.create())["thread_id"]
     parts = [p async for p in client.runs.stream(tid, "chain", input={"fail_at": "n3"}, stream_mode="updates")]
-    assert [p.event for p in parts] == ["metadata", "updates", "updates", "error", "end"]
+    assert [p.event for p in parts] == ["metadata", "updates", "updates", "error"]
     assert parts[3].data == {"error": "ValueError", "message": "n3 was told to fail"}
     assert "Traceback" not in str(parts[3].data)
     assert (await client.threads.get(tid))["status"] == "error"
@@ -206,11 +206,11 @@ async def test_reattaching_with_last_event_id_replays_what_was_missed(api: Api) 
     run = await client.runs.create(tid, "chain", input={"count": 0}, stream_mode=["updates", "custom"])
     await client.runs.join(tid, run["run_id"])
     everything = [p async for p in client.runs.join_stream(tid, run["run_id"])]
-    assert [p.event for p in everything][:2] == ["metadata", "custom"] and everything[-1].event == "end"
+    assert [p.event for p in everything][:2] == ["metadata", "custom"] and "end" not in {p.event for p in everything}
     missed = [p async for p in client.runs.join_stream(tid, run["run_id"], last_event_id=everything[4].id)]
     assert [p.id for p in missed] == [p.id for p in everything[5:]]
     only_updates = [p async for p in client.runs.join_stream(tid, run["run_id"], stream_mode="updates")]
-    assert {p.event for p in only_updates} == {"metadata", "updates", "end"}
+    assert {p.event for p in only_updates} == {"metadata", "updates"}
 
 
 async def test_cancel_stops_a_background_run(api: Api) -> None:

@@ -62,7 +62,7 @@ async def test_interrupt_restart_then_resume_with_the_sdk(server: Server) -> Non
     parts = [p async for p in operator.runs.stream(
         "restart-1", "approval", input=REFUND, stream_mode=["values", "updates"]
     )]  # fmt: skip
-    assert parts[0].event == "metadata" and parts[-1].event == "end"
+    assert parts[0].event == "metadata" and "end" not in {p.event for p in parts}
     assert all(p.id for p in parts)
     asked = [p.data["__interrupt__"] for p in parts if p.event == "updates" and "__interrupt__" in p.data]
     assert asked and asked[0][0]["value"]["action_requests"][0]["amount"] == 120.0
@@ -137,7 +137,7 @@ async def test_streaming_over_sockets_and_recovery_after_a_kill(server: Server) 
         async with http.stream("POST", "/threads/hb/runs/stream", json=body) as response:
             lines = [line async for line in response.aiter_lines()]
         assert any(line.startswith(": ping") for line in lines), lines[:10]
-        assert lines.count("event: updates") == 5 and "event: end" in lines
+        assert lines.count("event: updates") == 5 and "event: end" not in lines
 
         # a streaming client that disconnects cancels its run when it asks for that (the default is continue)
         body = {"assistant_id": "chain", "input": {"delay": 5}, "stream_mode": ["custom"], "on_disconnect": "cancel"}
@@ -166,7 +166,7 @@ async def test_streaming_over_sockets_and_recovery_after_a_kill(server: Server) 
         async with http.stream("GET", stream_url) as response:
             everything = await _first_events(response, 100)
         assert [e["id"] for e in first + rest] == [e["id"] for e in everything]
-        assert everything[-1]["event"] == "end" and len(everything) == 1 + 5 + 5 + 1
+        assert len(everything) == 1 + 5 + 5 and "end" not in {e["event"] for e in everything}
 
         # a run executing when the server is killed, with no attempts left, is an error at the next start
         killed = (
@@ -186,5 +186,5 @@ async def test_streaming_over_sockets_and_recovery_after_a_kill(server: Server) 
         # re-attaching to a run of the dead process gives its outcome, not a hang
         async with http.stream("GET", f"/threads/killed/runs/{killed['run_id']}/stream") as response:
             events = await _first_events(response, 10)
-        assert [e["event"] for e in events] == ["metadata", "error", "end"]
+        assert [e["event"] for e in events] == ["metadata", "error"]
     server.stop()
