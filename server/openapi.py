@@ -25,7 +25,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 from server.input_guard import SAFE_TEXT
-from server.runtime.admission import configurable_keys
+from server.runtime.admission import RESERVED_CONFIGURABLE, configurable_keys
+from server.runtime.schemas import UUID_PATTERN
 
 REF = "#/components/schemas/"
 JSON_VALUE = "JsonValue"
@@ -238,27 +239,31 @@ def _context_variant(context_schema: dict[str, Any] | None, prefix: str, schemas
     return {"anyOf": [context, {"type": "null"}], "description": "The assistant's context (run settings)."}
 
 
-def _nodes_variant(nodes: Iterable[str]) -> dict[str, Any]:
-    names = sorted(n for n in nodes if not n.startswith("__"))
-    items: dict[str, Any] = {"enum": names} if names else {"not": {}}
-    return {"anyOf": [{"const": "*"}, {"type": "array", "items": items}, {"type": "null"}]}
-
-
 def _config_variant(run_config: dict[str, Any], keys: Iterable[str]) -> dict[str, Any]:
-    """``RunConfig`` whose ``configurable`` allows only the graph's declared keys."""
+    """``RunConfig`` whose ``configurable`` allows the graph's declared keys only, or, for a graph declaring
+    none, any key but the runtime's own (see :mod:`server.runtime.admission`)."""
     config = copy.deepcopy(run_config)
-    configurable = {
-        "type": "object",
-        "properties": {key: {"$ref": REF + JSON_VALUE} for key in sorted(keys)},
-        "additionalProperties": False,
-        "description": "The keys of the graph's config schema.",
-    }
+    declared = sorted(keys)
+    configurable: dict[str, Any] = {"type": "object"}
+    if declared:
+        configurable |= {
+            "properties": {key: {"$ref": REF + JSON_VALUE} for key in declared},
+            "additionalProperties": False,
+            "description": "The keys of the graph's config schema.",
+        }
+    else:
+        configurable |= {
+            "additionalProperties": {"$ref": REF + JSON_VALUE},
+            "propertyNames": {"not": {"pattern": RESERVED_CONFIGURABLE}},
+            "description": "Any key but the runtime's own (thread_id may only repeat the run's thread).",
+        }  # fmt: skip
     config["properties"]["configurable"] = {"anyOf": [configurable, {"type": "null"}]}
     return {"anyOf": [config, {"type": "null"}]}
 
 
 def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, Any]:
-    """A copy of ``doc`` whose ``RunCreate`` is one variant per served assistant."""
+    """A copy of ``doc`` whose ``RunCreate`` is one variant per served graph (its system assistant), and one
+    for the assistants created through the API (a UUID)."""
     doc = copy.deepcopy(doc)
     schemas = doc["components"]["schemas"]
     base = schemas.get("RunCreate")
@@ -272,11 +277,14 @@ def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, 
         props = variant["properties"]
         props["assistant_id"] = {"const": name, "description": f"The assistant '{name}'."}
         props["context"] = _context_variant(assistant.schemas().get("context_schema"), f"{name}__", schemas)
-        for key in ("interrupt_before", "interrupt_after"):
-            props[key] = _nodes_variant(assistant.graph.nodes)
         if "RunConfig" in schemas:
             props["config"] = _config_variant(schemas["RunConfig"], configurable_keys(assistant.graph))
         variants.append(variant)
+    created = copy.deepcopy(base)  # an assistant created through the API: its graph checks the rest
+    created["title"] = "RunCreate for a created assistant"
+    created["properties"]["assistant_id"] = {"type": "string", "pattern": UUID_PATTERN,
+                                             "description": "An assistant created with POST /assistants."}  # fmt: skip
+    variants.append(created)
     schemas["RunCreateBase"] = base
     schemas["RunCreate"] = {
         "title": "RunCreate",

@@ -31,7 +31,8 @@ from server.runtime.state import run_json
 router = APIRouter(tags=["runs"])
 
 SSE_ANSWER = {
-    "description": "Server-sent events: metadata, one event per stream mode, error on failure; the stream closes when the run ends",
+    "description": "Server-sent events: metadata, one event per stream mode, error on failure; the stream closes "
+    "when the run ends",
     "content": {"text/event-stream": {"schema": {"description": "Each event's data is a JSON value."}}},
 }
 

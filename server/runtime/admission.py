@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import typing
 from typing import Any
 
@@ -30,6 +31,10 @@ from server.runtime.schemas import RunConfig
 
 RESERVED_PREFIXES = ("__", "checkpoint", "langgraph_")
 RESERVED_KEYS = ("run_id", "assistant_id", "graph_id")
+#: The configurable names a client may not choose freely, as a JSON-schema pattern (thread_id: only the run's own).
+RESERVED_CONFIGURABLE = "^(?:{})|^(?:{})$".format(
+    "|".join(re.escape(p) for p in RESERVED_PREFIXES), "|".join((*RESERVED_KEYS, "thread_id"))
+)
 RESERVED_CONTEXT = "principal"
 
 

@@ -108,12 +108,14 @@ class Assistants:
         self.pool = pool
         self.registry = registry
         self._system: dict[str, dict[str, Any]] = {}
+        loaded = min((graph.created_at for graph in registry.values()), default=None)
         for graph_id, graph in registry.items():
             default = dict(defaults.get(graph_id) or {})
             context = default.pop("context", None) or {}
             config = check_config(RunConfig.model_validate(default), graph.graph, None, "LANGGRAPH_CONFIG")
             check_context(graph.graph.context_schema, context, f"LANGGRAPH_CONFIG.{graph_id}.context")
-            self._system[graph_id] = {**graph.info(), "config": config, "context": context}
+            stamp = {"created_at": loaded.isoformat(), "updated_at": loaded.isoformat()} if loaded else {}
+            self._system[graph_id] = {**graph.info(), "config": config, "context": context, **stamp}
 
     # -- reading ----------------------------------------------------------------------------------------------
 

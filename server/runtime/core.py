@@ -32,6 +32,7 @@ from server.runtime.manager import RunManager
 from server.runtime.registry import Assistant, Registry, RegistryError, load_registry
 from server.runtime.schemas import HistoryRequest, Superstep
 from server.runtime.schemas import StateUpdate as StateWrite
+from server.runtime.serde import to_jsonable
 from server.runtime.state import checkpoint_ref, pending_interrupts, since_of, state_json
 from server.settings import Role, Settings
 
@@ -242,6 +243,10 @@ class Runtime:
         pending = pending_interrupts(snapshot)
         status: store.ThreadStatus = "interrupted" if pending or snapshot.next else "idle"
         async with self.pool.connection() as conn:
+            # LangGraph stamps the config's metadata on the first superstep only; the thread is new, so every
+            # checkpoint it has came from this write
+            await conn.execute("UPDATE checkpoints SET metadata = metadata || %s WHERE thread_id = %s",
+                               (store.Jsonb(to_jsonable(metadata)), thread_id))  # fmt: skip
             await conn.execute("UPDATE threads SET assistant_id = %s WHERE thread_id = %s", (graph.graph_id, thread_id))
             await store.set_thread_state(conn, thread_id, status, pending, since_of(pending))
 

@@ -164,7 +164,7 @@ async def test_resuming_a_thread_that_is_not_interrupted_is_a_409(api: Api) -> N
         ({"assistant_id": "chain", "stream_mode": ["values", "everything"]}, "stream_mode"),
         ({"assistant_id": "chain", "config": {"configurable": {"__pregel_resume_map": {}}}}, "reserved for the"),
         ({"assistant_id": "chain", "config": {"configurable": {"checkpoint_id": "x"}}}, "configurable.checkpoint_id"),
-        ({"assistant_id": "chain", "config": {"configurable": {"user_id": "x"}}}, "allowed: thread_id"),
+        ({"assistant_id": "chain", "config": {"configurable": {"run_id": "x"}}}, "configurable.run_id"),
         ({"assistant_id": "chain", "config": {"callbacks": []}}, "config.callbacks: Extra inputs are not permitted"),
         ({"assistant_id": "chain", "config": {"recursion_limit": "9"}}, "config.recursion_limit"),
         ({"assistant_id": "chain", "context": {"store": 3}}, "context: this graph takes no context"),
@@ -172,7 +172,7 @@ async def test_resuming_a_thread_that_is_not_interrupted_is_a_409(api: Api) -> N
          "context.principal: set by the server"),
         ({"assistant_id": "chain", "multitask_strategy": "queue"}, "multitask_strategy"),
         ({"assistant_id": "chain", "webhook": "http://x"}, "webhook"),
-        ({"assistant_id": "chain", "interrupt_before": ["nope"]}, "interrupt_before"),
+        ({"assistant_id": "chain", "interrupt_before": [""]}, "interrupt_before"),
         ({"input": {}}, "assistant_id"),
     ],
 )
@@ -190,8 +190,8 @@ async def test_missing_thread_assistant_and_checkpoint(api: Api) -> None:
     created = await client.runs.wait("ghost", "chain", input={}, if_not_exists="create")
     assert created["count"] == 1 * 5
     assert (await client.threads.get("ghost"))["metadata"] == {"graph_id": "chain", "assistant_id": "chain"}
-    # an assistant the server does not serve is invalid input (the document lists those it serves)
-    with pytest.raises(UnprocessableEntityError, match="assistant_id: 'nope' is not served; served: approval"):
+    # an assistant the server does not serve is a 404, in LangGraph Server's words
+    with pytest.raises(NotFoundError, match='No assistant found for "nope"'):
         await client.runs.create("ghost", "nope", input={})
     with pytest.raises(UnprocessableEntityError, match="checkpoint_id: String should match pattern"):
         await client.runs.create("ghost", "chain", checkpoint_id="1f0-missing")
