@@ -3,6 +3,7 @@ role, reached through httpx and through the ``langgraph-sdk`` client (both in-pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -50,15 +51,9 @@ class Api:
         return self.app.state.resources.runtime
 
 
-@pytest.fixture
-async def api(settings_factory: Callable[..., Any], database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
-    settings = settings_factory(
-        database_url=database_url,
-        seed_on_start=False,
-        api_keys=API_KEYS,
-        langgraph_config=write_langgraph_json(tmp_path),
-        sse_ping_seconds=1.0,
-    )
+@contextlib.asynccontextmanager
+async def serving(settings: Any) -> AsyncIterator[Api]:
+    """The app on ``settings`` (lifespan run), with an httpx client per role."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -71,3 +66,16 @@ async def api(settings_factory: Callable[..., Any], database_url: str, tmp_path:
         finally:
             for client in clients.values():
                 await client.aclose()
+
+
+@pytest.fixture
+async def api(settings_factory: Callable[..., Any], database_url: str, tmp_path: Path) -> AsyncIterator[Api]:
+    settings = settings_factory(
+        database_url=database_url,
+        seed_on_start=False,
+        api_keys=API_KEYS,
+        langgraph_config=write_langgraph_json(tmp_path),
+        sse_ping_seconds=1.0,
+    )
+    async with serving(settings) as served:
+        yield served

@@ -9,12 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import API_KEYS, GRAPHS, KEYS, Api, write_langgraph_json
+from conftest import API_KEYS, GRAPHS, Api, serving, write_langgraph_json
 from langgraph_sdk.errors import NotFoundError
-
-from server.app import create_app
 
 DEFAULTS = {"configured": {"configurable": {"node": "from_env"}, "context": {"tone": "plain"}}}
 
@@ -25,16 +22,10 @@ async def api(
 ) -> AsyncIterator[Api]:
     monkeypatch.setenv("LANGGRAPH_CONFIG", json.dumps(DEFAULTS))
     graphs = {name: f"{GRAPHS / name}.py:graph" for name in ("chain", "configured")}
-    settings = settings_factory(database_url=database_url, seed_on_start=False, train_models_on_start=False, api_keys=API_KEYS,
-                                langgraph_config=write_langgraph_json(tmp_path, graphs))  # fmt: skip
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        clients = {role: httpx.AsyncClient(transport=transport, base_url="http://rimas.test",
-                                           headers={"x-api-key": key}) for role, key in KEYS.items()}  # fmt: skip
-        yield Api(app, clients)
-        for client in clients.values():
-            await client.aclose()
+    settings = settings_factory(database_url=database_url, seed_on_start=False, train_models_on_start=False,
+                                api_keys=API_KEYS, langgraph_config=write_langgraph_json(tmp_path, graphs))  # fmt: skip
+    async with serving(settings) as served:
+        yield served
 
 
 def _stable(assistant: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import API_KEYS, GRAPHS, KEYS, Api, write_langgraph_json
+from conftest import API_KEYS, GRAPHS, Api, serving, write_langgraph_json
 from langgraph_sdk.errors import NotFoundError
 
-from server.app import create_app
 from server.runtime import manager as run_manager
 
 
@@ -23,14 +21,8 @@ async def api(settings_factory: Callable[..., Any], database_url: str, tmp_path:
     graphs = {name: f"{GRAPHS / name}.py:graph" for name in ("chain", "configured", "nested_wait", "chat")}
     settings = settings_factory(database_url=database_url, seed_on_start=False, train_models_on_start=False,
                                 api_keys=API_KEYS, langgraph_config=write_langgraph_json(tmp_path, graphs))  # fmt: skip
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        clients = {role: httpx.AsyncClient(transport=transport, base_url="http://rimas.test",
-                                           headers={"x-api-key": key}) for role, key in KEYS.items()}  # fmt: skip
-        yield Api(app, clients)
-        for client in clients.values():
-            await client.aclose()
+    async with serving(settings) as served:
+        yield served
 
 
 async def _gone(client: Any, thread_id: str) -> bool:
@@ -162,8 +154,8 @@ async def test_configurable_keys_are_free_but_the_runtimes_own_are_refused(api: 
     run = (await operator.get(f"/threads/{thread}/runs")).json()[0]
     assert run["metadata"]["origin"] == "remote graph"  # config.metadata joins the run's metadata
     for key in ("__pregel_resume_map", "checkpoint_map", "langgraph_auth_user", "run_id", "assistant_id"):
-        refused = await operator.post(f"/threads/{thread}/runs/wait",
-                                      json={"assistant_id": "chain", "config": {"configurable": {key: "x"}}})  # fmt: skip
+        body = {"assistant_id": "chain", "config": {"configurable": {key: "x"}}}
+        refused = await operator.post(f"/threads/{thread}/runs/wait", json=body)
         assert refused.status_code == 422 and f"config.configurable.{key}" in refused.json()["detail"], key
 
 
