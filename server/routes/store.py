@@ -49,6 +49,8 @@ MAX_KEY = 512  # with the longest namespace, well inside PostgreSQL's limit for 
 MAX_QUERY = 2000
 MAX_FILTER_KEYS = 64
 MAX_INDEX_PATHS = 20
+MAX_INDEX_PATH = 200
+INDEX_RULE = f"false, null or a list of at most {MAX_INDEX_PATHS} field paths of up to {MAX_INDEX_PATH} characters"
 MAX_TTL_MINUTES = 52_560_000  # 100 years
 FILTER_OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 RESERVED_ROOT = "langgraph"
@@ -76,14 +78,14 @@ def _not_reserved(namespace: list[str]) -> list[str]:
     return namespace
 
 
-def _strict_false(value: Any) -> Any:
-    if value is not False:
-        raise PydanticCustomError("index_type", "index is false, a list of field paths, or null")
-    return value
-
-
-def _distinct(paths: list[str]) -> list[str]:
-    return list(dict.fromkeys(paths))  # a path twice would write its vector twice in one statement
+def _index(value: Any) -> Any:
+    """``false``, ``null`` or a list of field paths (each once: a path twice would write its vector twice)."""
+    if value is None or value is False:
+        return value
+    if (isinstance(value, list) and len(value) <= MAX_INDEX_PATHS
+            and all(isinstance(p, str) and len(p) <= MAX_INDEX_PATH for p in value)):  # fmt: skip
+        return list(dict.fromkeys(value))
+    raise PydanticCustomError("index", INDEX_RULE)
 
 
 def _condition(value: Any) -> Any:
@@ -118,9 +120,12 @@ FILTER_SCHEMA: dict[str, Any] = {
     "description": "Conditions on the value's top-level fields, all of which must hold: a plain value is equality, "
     "an object compares with operators ($eq, $ne, $gt, $gte, $lt, $lte; the ordering ones compare as text).",
 }  # fmt: skip
-IndexPaths = Annotated[
-    list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_INDEX_PATHS), AfterValidator(_distinct)
-]
+Index = Annotated[
+    Literal[False] | list[str] | None,
+    BeforeValidator(_index),
+    WithJsonSchema({"anyOf": [{"const": False}, {"type": "array", "maxItems": MAX_INDEX_PATHS,
+                              "items": {"type": "string", "maxLength": MAX_INDEX_PATH}}, {"type": "null"}]}),
+]  # fmt: skip
 Condition = Annotated[Any, AfterValidator(_condition)]
 Filter = Annotated[dict[str, Condition], Field(max_length=MAX_FILTER_KEYS), WithJsonSchema(FILTER_SCHEMA)]
 
@@ -131,11 +136,7 @@ class StorePutRequest(BaseModel):
     namespace: Annotated[Namespace, AfterValidator(_not_reserved)]
     key: Key
     value: dict[str, Any] = Field(description="The item's value (a JSON object).")
-    index: (
-        Annotated[Literal[False], BeforeValidator(_strict_false)]
-        | IndexPaths
-        | None
-    ) = Field(
+    index: Index = Field(
         None, description="Semantic search: null indexes the whole value, false nothing, a list these field paths "
         "('title', 'sections[*].text', 'author.{name,bio}').",
     )  # fmt: skip
@@ -223,11 +224,16 @@ def _too_long_for_postgres() -> Iterator[None]:
     try:
         yield
     except psycopg.errors.ProgramLimitExceeded as exc:
-        raise ApiError(422, "validation_error", "namespace and key: too long together for the database index once "
-                       "encoded as UTF-8 (about 2,700 bytes); use shorter labels or key") from exc
+        raise ApiError(
+            422,
+            "validation_error",
+            "namespace and key: too long together for the database index once "
+            "encoded as UTF-8 (about 2,700 bytes); use shorter labels or key",
+        ) from exc
     except psycopg.errors.CardinalityViolation as exc:
-        raise ApiError(422, "validation_error", "index: two paths select the same text of the value; list each "
-                       "field once") from exc
+        raise ApiError(
+            422, "validation_error", "index: two paths select the same text of the value; list each field once"
+        ) from exc
 
 
 def _fields(item: Item) -> dict[str, Any]:

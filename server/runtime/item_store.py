@@ -6,9 +6,10 @@ embedder (:func:`rag.embeddings.make_embedder`: OpenAI when a key is set, else t
 indexing each item's whole value (``fields: ["$"]``) unless a put names other fields or ``index: false``.
 
 The store's migrations (``setup()``) run under a PostgreSQL advisory lock, so servers and workers starting
-together do not race on them. When pgvector is missing, or ``store_vectors`` was built by an embedder of other
-dimensions (the vectors of one embedder mean nothing to another), the store opens without its vector index:
-everything but ``query`` works, and the log says why.
+together do not race on them. When pgvector is missing, the embedder does not answer, or ``store_vectors`` was
+built by an embedder of other dimensions (the vectors of one embedder mean nothing to another), the store opens
+without its vector index: everything but ``query`` works (``/store/items/search`` answers 503 to a query), and
+the log says why.
 
 Items whose ``ttl`` (minutes) has passed are never returned, and a sweeper deletes them every few minutes.
 """
@@ -22,12 +23,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from langgraph.store.base import TTLConfig
+from langgraph.store.base import BaseStore, TTLConfig
 from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.postgres.base import PostgresIndexConfig
 from psycopg_pool import AsyncConnectionPool
 
-from rag.embeddings import Embedder, make_embedder
+from rag.embeddings import Embedder, EmbeddingError, make_embedder
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,25 +59,37 @@ def index_config(embedder: Embedder) -> PostgresIndexConfig:
 async def open_item_store(pool: AsyncConnectionPool[Any], settings: Settings) -> AsyncPostgresStore:
     """The store over ``pool`` (autocommit, dict rows: the service's pool settings), migrated, with semantic
     search on the configured embedder when pgvector allows it, and its TTL sweeper started."""
-    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-    embedder = await asyncio.to_thread(make_embedder, api_key, settings.openai_base_url, settings.embedding_model)
+    try:
+        embedder = await asyncio.to_thread(_embedder, settings)
+    except EmbeddingError as exc:  # an OpenAI-compatible server that does not answer its dimension probe
+        log.error("item store: semantic search is off: the embedder is unavailable", extra={"error": str(exc)})
+        embedder = None
     async with pool.connection() as conn:
         await _lock(conn)
         try:
             await AsyncPostgresStore(conn).setup()  # the items table
-            index = await _vector_setup(conn, index_config(embedder), embedder.name)
+            index = await _vector_setup(conn, index_config(embedder), embedder.name) if embedder else None
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
     store = AsyncPostgresStore(pool, index=index, ttl=TTL)
     await store.start_ttl_sweeper()
-    log.info("item store ready", extra={"embedder": embedder.name if index else None,
-                                        "dims": index["dims"] if index else None})  # fmt: skip
+    log.info("item store ready", extra={"semantic_search": index is not None,
+                                        "embedder": embedder.name if embedder and index else None})  # fmt: skip
     return store
 
 
-async def close_item_store(store: AsyncPostgresStore) -> None:
-    """Stop the TTL sweeper (the pool is the caller's)."""
-    await store.stop_ttl_sweeper(timeout=5)
+def _embedder(settings: Settings) -> Embedder:
+    """The knowledge base's embedder, its dimensions known (an OpenAI model of unknown size is asked once)."""
+    api_key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    embedder = make_embedder(api_key, settings.openai_base_url, settings.embedding_model)
+    embedder.dim  # noqa: B018  (a network call for an unlisted OpenAI-compatible model: here, off the event loop)
+    return embedder
+
+
+async def close_item_store(store: BaseStore) -> None:
+    """Stop the TTL sweeper of a store :func:`open_item_store` opened (the pool is the caller's)."""
+    if isinstance(store, AsyncPostgresStore):
+        await store.stop_ttl_sweeper(timeout=5)
 
 
 async def _vector_setup(

@@ -1,8 +1,7 @@
 """Request bodies of the LangGraph-compatible endpoints, as the ``langgraph-sdk`` client sends them.
 
-Fields the SDK always sends but that change nothing here (``stream_resumable``, ``feedback_keys``,
-``langsmith_tracer``...) are accepted and ignored; fields whose meaning is not implemented (``webhook``,
-``after_seconds``, multitask strategies other than ``reject``) are refused with a 422 naming them.
+Fields the SDK sends that change nothing here (``feedback_keys``, ``langsmith_tracer``...) are accepted and
+ignored; a field outside the declared ones is a 422 naming it where the model forbids extras.
 """
 
 from __future__ import annotations

@@ -186,3 +186,12 @@ async def test_a_copied_threads_checkpoints_name_the_copy(api: Api) -> None:
     original, copied = await operator.threads.get_state(thread), await operator.threads.get_state(copy)
     assert copied["metadata"] == {**original["metadata"], "thread_id": copy}
     assert copied["checkpoint"] == {**original["checkpoint"], "thread_id": copy}
+
+
+async def test_a_delete_body_passes_the_same_guard_as_any_body(api: Api) -> None:
+    """``DELETE /store/items`` takes a JSON body: NULs, bad UTF-8 and size limits are refused there too."""
+    nul = await api["operator"].request("DELETE", "/store/items", json={"namespace": ["a"], "key": "k", "x\u0000": 1})
+    assert nul.status_code == 422 and "x" in nul.json()["detail"]
+    broken = await api["operator"].request("DELETE", "/store/items", content=b'{"key": "\xff"}',
+                                           headers={"content-type": "application/json"})  # fmt: skip
+    assert broken.status_code == 422

@@ -10,6 +10,7 @@ The app here is the store router alone, over a stand-in runtime carrying ``item_
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class StandIn:
 
 def offline_settings(**values: Any) -> Settings:
     """Settings on the offline embedder, whatever the developer's environment says."""
-    return Settings(_env_file=None, openai_api_key=None, openai_base_url=None, console=False, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, openai_api_key=None, openai_base_url=None, console=False, **values)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +216,7 @@ async def test_a_query_ranks_the_item_about_it_first(api: Clients, root: str) ->
     await put(api, [root, "notes"], "hidden", {"text": "Snow delayed the truck again"}, index=False)
 
     ranked = await search(api, namespace_prefix=[root], query="late shipment because of bad weather")
-    assert [i["key"] for i in ranked][0] == "weather", ranked
+    assert ranked[0]["key"] == "weather", ranked
     scores = [i["score"] for i in ranked]
     assert all(isinstance(s, float) for s in scores) and scores == sorted(scores, reverse=True)
     assert "hidden" not in [i["key"] for i in ranked]  # index: false keeps an item out of semantic search
@@ -278,7 +279,7 @@ async def test_bad_input_is_a_422_naming_the_field(api: Clients, root: str) -> N
 
     for limit in (0, 1001):
         too = await viewer.post("/store/items/search", json={"namespace_prefix": [root], "limit": limit})
-        assert problem_fields(too) == ["limit"] and "1000" in too.text or "greater than or equal to 1" in too.text
+        assert problem_fields(too) == ["limit"]
     assert problem_fields(await viewer.post("/store/items/search", json={"offset": -1})) == ["offset"]
     operator_typo = await viewer.post("/store/items/search", json={"filter": {"rank": {"$gtx": 1}}})
     assert problem_fields(operator_typo) == ["filter.rank"] and "$gte" in operator_typo.json()["detail"]
@@ -290,6 +291,19 @@ async def test_bad_input_is_a_422_naming_the_field(api: Clients, root: str) -> N
     assert problem_fields(await viewer.get("/store/items", params={"namespace": root, "key": ""})) == ["key"]
     assert problem_fields(await viewer.get("/store/items", params={"key": "k"})) == ["namespace"]
     assert await get(api, [root], "k") is None  # nothing was written
+
+
+async def test_the_longest_namespace_and_key_fit_and_wider_characters_are_a_422(api: Clients, root: str) -> None:
+    """ASCII at every limit fits PostgreSQL's index rows; the same lengths in 3-byte characters may not, and that
+    is a 422 saying so rather than a 500."""
+    longest = [root] + [f"{n}" * store_routes.MAX_LABEL for n in range(store_routes.MAX_LABELS - 1)]
+    await put(api, longest, "k" * store_routes.MAX_KEY, {"v": 1}, index=["v" * 200])
+    assert (await get(api, longest, "k" * store_routes.MAX_KEY))["value"] == {"v": 1}
+    letters = random.Random(7)  # varied, so PostgreSQL cannot compress them under its limit
+    wide = [root] + ["".join(chr(letters.randrange(0x4E00, 0x9FFF)) for _ in range(store_routes.MAX_LABEL))
+                     for _ in range(store_routes.MAX_LABELS - 1)]  # fmt: skip
+    response = await api["operator"].put("/store/items", json={"namespace": wide, "key": "k", "value": {}})
+    assert response.status_code == 422 and "UTF-8" in response.json()["detail"], response.text
 
 
 async def test_reads_need_viewer_and_writes_operator(api: Clients, root: str) -> None:
