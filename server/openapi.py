@@ -261,36 +261,48 @@ def _config_variant(run_config: dict[str, Any], keys: Iterable[str]) -> dict[str
     return {"anyOf": [config, {"type": "null"}]}
 
 
-def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, Any]:
-    """A copy of ``doc`` whose ``RunCreate`` is one variant per served graph (its system assistant), and one
-    for the assistants created through the API (a UUID)."""
-    doc = copy.deepcopy(doc)
-    schemas = doc["components"]["schemas"]
-    base = schemas.get("RunCreate")
-    if base is None:
-        return doc
+RUN_BODIES = ("RunCreate", "StatelessRunCreate", "CronCreate")  # bodies naming an assistant and its run's input
+
+
+def _per_assistant(base: dict[str, Any], title: str, assistants: list[Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """``base`` as one variant per served graph (its system assistant: that graph's context and configurable
+    keys), and one for the assistants created through the API (a UUID; its graph checks the rest)."""
     variants = []
     for assistant in assistants:
         variant = copy.deepcopy(base)
         name = assistant.assistant_id
-        variant["title"] = f"RunCreate for {name}"
+        variant["title"] = f"{title} for {name}"
         props = variant["properties"]
         props["assistant_id"] = {"const": name, "description": f"The assistant '{name}'."}
         props["context"] = _context_variant(assistant.schemas().get("context_schema"), f"{name}__", schemas)
         if "RunConfig" in schemas:
             props["config"] = _config_variant(schemas["RunConfig"], configurable_keys(assistant.graph))
         variants.append(variant)
-    created = copy.deepcopy(base)  # an assistant created through the API: its graph checks the rest
-    created["title"] = "RunCreate for a created assistant"
+    created = copy.deepcopy(base)
+    created["title"] = f"{title} for a created assistant"
     created["properties"]["assistant_id"] = {"type": "string", "pattern": UUID_PATTERN,
                                              "description": "An assistant created with POST /assistants."}  # fmt: skip
     variants.append(created)
-    schemas["RunCreateBase"] = base
-    schemas["RunCreate"] = {
-        "title": "RunCreate",
-        "description": base.get("description", "") + " One variant per served assistant.",
-        "oneOf": variants or [base],
-    }
+    return {"title": title, "description": base.get("description", "") + " One variant per served assistant.",
+            "oneOf": variants}  # fmt: skip
+
+
+def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, Any]:
+    """A copy of ``doc`` whose run bodies (``RunCreate``, ``StatelessRunCreate``, ``CronCreate``) are one
+    variant per served graph and one for created assistants, and whose ``graph_id`` fields list the graphs."""
+    doc = copy.deepcopy(doc)
+    schemas = doc["components"]["schemas"]
+    served = list(assistants)
+    for name in RUN_BODIES:
+        base = schemas.get(name)
+        if base is None:
+            continue
+        schemas[f"{name}Base"] = base
+        schemas[name] = _per_assistant(base, name, served, schemas)
+    graphs = {"enum": [a.assistant_id for a in served], "description": "A graph of langgraph.json."}
+    for name, nullable in (("AssistantCreate", False), ("AssistantPatch", True)):
+        if name in schemas:
+            schemas[name]["properties"]["graph_id"] = {"anyOf": [graphs, {"type": "null"}]} if nullable else graphs
     return doc
 
 
@@ -316,8 +328,7 @@ def served_document(app: FastAPI) -> dict[str, Any]:
     doc = build_document(app, auth_enabled=settings.auth_enabled, max_depth=settings.max_json_depth)
     if runtime is not None:
         doc = add_assistants(doc, runtime.registry.values())
-    for name in ("RunCreate", "RunCreateBase"):
-        schema = doc["components"]["schemas"].get(name, {})
+    for schema in doc["components"]["schemas"].values():
         for variant in [schema, *schema.get("oneOf", [])]:
             if "webhook" in variant.get("properties", {}):
                 variant["properties"]["webhook"] = webhook_rule(settings.webhook_hosts)

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
         30.0, ge=0.5, description="A run whose worker has not renewed its lease for this long is queued again."
     )
     run_poll_seconds: float = Field(1.0, gt=0, description="Idle workers look for runs at least this often.")
+    cron_poll_seconds: float = Field(
+        5.0, ge=0.2, le=300, description="Seconds between two looks for due crons (a cron fires at most this late)."
+    )
     drain_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, executing runs get this long to finish before they are queued again."
     )

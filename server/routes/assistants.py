@@ -207,7 +207,7 @@ async def info(runtime: RuntimeDep, _: Viewer) -> dict[str, Any]:
         "rimas_version": version("rimas"),
         "langgraph_py_version": version("langgraph"),
         "assistants": len(runtime.registry),
-        "flags": {"assistants": True, "crons": False, "store": True, "langsmith": False,
+        "flags": {"assistants": True, "crons": True, "store": True, "langsmith": False,
                   "langsmith_tracing_replicas": False},
         "host": {"kind": "self-hosted", "project_id": None, "revision_id": None, "tenant_id": None},
     }  # fmt: skip

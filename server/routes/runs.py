@@ -85,7 +85,7 @@ async def _stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: O
 
 @router.post(
     "/runs/stream", summary="Run on a temporary thread and stream its events (SSE)",
-    response_class=EventSourceResponse, responses={200: SSE_ANSWER},
+    response_class=EventSourceResponse, responses={200: SSE_ANSWER, **errors(404)},
 )  # fmt: skip
 async def stream_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> EventSourceResponse:
     """As ``POST /threads/{id}/runs/stream`` on a new thread, deleted after the run unless ``on_completion`` is
@@ -94,7 +94,7 @@ async def stream_stateless(body: StatelessRunCreate, runtime: RuntimeDep, princi
     return stream_response(runtime.manager, run.thread_id, run.run_id, handle=run)
 
 
-@router.post("/runs/wait", summary="Run on a temporary thread and wait for its result")
+@router.post("/runs/wait", summary="Run on a temporary thread and wait for its result", responses=errors(404))
 async def wait_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> StreamingResponse:
     """The run's final values, as ``POST /threads/{id}/runs/wait``; the thread is deleted after the run unless
     ``on_completion`` is ``keep``."""
@@ -103,7 +103,7 @@ async def wait_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principa
                         cancel_on_disconnect=run.on_disconnect == "cancel")  # fmt: skip
 
 
-@router.post("/runs", summary="Start a background run on a temporary thread")
+@router.post("/runs", summary="Start a background run on a temporary thread", responses=errors(404))
 async def create_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> JSONResponse:
     """The run's record; its thread is deleted after the run unless ``on_completion`` is ``keep``."""
     run = await _stateless(body, runtime, principal, "background")

@@ -42,7 +42,7 @@ class StateAtCheckpoint(BaseModel):
     subgraphs: JsonBool = False
 
 
-@router.post("/threads", summary="Create a thread", responses=errors(409))
+@router.post("/threads", summary="Create a thread", responses=errors(404, 409))
 async def create_thread(body: ThreadCreate, runtime: RuntimeDep, principal: Operator) -> dict[str, Any]:
     """A new thread (``thread_id`` optional; an existing id is a 409 unless ``if_exists='do_nothing'``).
     ``supersteps`` (admin) writes its first checkpoints, as the graph ``metadata.graph_id`` names."""

@@ -25,9 +25,10 @@ from server.runtime.admission import check_size
 from server.runtime.assistants import Assistants, env_defaults
 from server.runtime.authority import Authority, load_policy_authority
 from server.runtime.bus import Bus
+from server.runtime.crons import CronScheduler
 from server.runtime.decisions import check_fork, missing_checkpoint
 from server.runtime.interrupts import looks_like_approval
-from server.runtime.item_store import open_item_store
+from server.runtime.item_store import close_item_store, open_item_store
 from server.runtime.manager import RunManager
 from server.runtime.registry import Assistant, Registry, RegistryError, load_registry
 from server.runtime.schemas import HistoryRequest, Superstep
@@ -56,6 +57,7 @@ class Runtime:
     item_store: BaseStore
     manager: RunManager
     _bus: Bus
+    crons: CronScheduler
 
     @classmethod
     async def open(
@@ -63,24 +65,31 @@ class Runtime:
     ) -> Runtime:
         required = "langgraph_config" in settings.model_fields_set
         item_store = await open_item_store(pool, settings)
-        registry = load_registry(settings.langgraph_config, checkpointer, required=required, store=item_store)
         try:
-            assistants = Assistants(pool, registry, env_defaults(os.environ.get("LANGGRAPH_CONFIG")))
-        except (ValueError, ApiError) as exc:  # a default config the graph would refuse
-            raise RegistryError(f"LANGGRAPH_CONFIG: {exc}") from exc
-        authority = load_policy_authority()
-        bus = await Bus.open(url)
+            registry = load_registry(settings.langgraph_config, checkpointer, required=required, store=item_store)
+            try:
+                assistants = Assistants(pool, registry, env_defaults(os.environ.get("LANGGRAPH_CONFIG")))
+            except (ValueError, ApiError) as exc:  # a default config the graph would refuse
+                raise RegistryError(f"LANGGRAPH_CONFIG: {exc}") from exc
+            authority = load_policy_authority()
+            bus = await Bus.open(url)
+        except BaseException:
+            await close_item_store(item_store)
+            raise
         manager = RunManager(settings, pool, assistants, checkpointer, authority, bus)
         try:
             recovered = await manager.recover_orphans()
         except BaseException:
             await bus.close()
+            await close_item_store(item_store)
             raise
         if recovered:
             log.warning("queued again the runs of a stopped process", extra={"runs": recovered})
+        crons = CronScheduler(manager)
         bus.start()
         manager.start_workers()
-        return cls(settings, pool, checkpointer, registry, assistants, item_store, manager, bus)
+        crons.start()
+        return cls(settings, pool, checkpointer, registry, assistants, item_store, manager, bus, crons)
 
     @property
     def authority(self) -> Authority | None:
@@ -89,9 +98,13 @@ class Runtime:
 
     async def close(self) -> None:
         try:
+            await self.crons.close()
             await self.manager.close()
         finally:
-            await self._bus.close()
+            try:
+                await self._bus.close()
+            finally:
+                await close_item_store(self.item_store)
 
     # -- thread state ---------------------------------------------------------------------------------------
 
@@ -227,9 +240,9 @@ class Runtime:
         nodes = set(graph.graph.nodes) | {"__input__", "__end__"}
         for i, step in enumerate(supersteps):
             for j, update in enumerate(step.updates):
-                if update.as_node not in nodes:
+                if update.as_node not in nodes:  # as for a state write: the request is fine, the graph differs
                     where = f"supersteps[{i}].updates[{j}].as_node"
-                    raise ApiError(422, "validation_error", f"{where}: {update.as_node!r} is not a node of graph "
+                    raise ApiError(409, "state_mismatch", f"{where}: {update.as_node!r} is not a node of graph "
                                    f"{graph.graph_id}; nodes: {', '.join(sorted(nodes))}")  # fmt: skip
         metadata = {"thread_id": thread_id, "graph_id": graph.graph_id, "actor_id": principal.id,
                     "actor_role": principal.role}  # fmt: skip
@@ -238,7 +251,7 @@ class Runtime:
         try:
             await graph.graph.abulk_update_state(cast(Any, config), steps)
         except (InvalidUpdateError, ValueError) as exc:
-            raise ApiError(422, "validation_error", f"supersteps: do not fit graph {graph.graph_id}: {exc}") from exc
+            raise ApiError(409, "state_mismatch", f"supersteps: do not fit graph {graph.graph_id}: {exc}") from exc
         snapshot = await graph.graph.aget_state(cast(Any, self._config(thread_id)))
         pending = pending_interrupts(snapshot)
         status: store.ThreadStatus = "interrupted" if pending or snapshot.next else "idle"

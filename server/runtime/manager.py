@@ -34,7 +34,7 @@ from server.auth import Principal
 from server.errors import ApiError
 from server.runtime import queue, store
 from server.runtime.admission import check_config, check_context, check_size, schema_fields
-from server.runtime.assistants import Assistants
+from server.runtime.assistants import Assistants, Resolved
 from server.runtime.authority import Authority, check_authority
 from server.runtime.bus import OWNER_CLASS, Bus
 from server.runtime.decisions import check_fork, missing_checkpoint
@@ -126,6 +126,18 @@ def _accepts_principal(schema: Any) -> bool:
     return schema is None or (fields is not None and "principal" in fields)
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A run's checked request: its assistant, the graph built for its config, and what the graph gets."""
+
+    resolved: Resolved
+    assistant: Assistant
+    config: dict[str, Any]
+    config_metadata: dict[str, Any]
+    context: dict[str, Any]
+    webhook: str | None
+
+
 TEMPORARY_THREAD_GRACE_SECONDS = 15.0  # how long a stateless run's thread outlives the run (see _discard_thread)
 
 
@@ -197,6 +209,30 @@ class RunManager:
 
     # -- admitting ------------------------------------------------------------------------------------------
 
+    async def admit(self, body: RunCreate, thread_id: str | None) -> Admitted:
+        """Check what a run hands its graph (404 unknown assistant, 413 sizes, 422 config, context and webhook),
+        without queuing anything; ``thread_id`` None: a run whose thread is not known yet (a cron's)."""
+        resolved = await self.assistants.resolve(body.assistant_id)
+        graph = resolved.graph.graph
+        check_size("metadata", body.metadata, self.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
+        check_size("config.metadata", body.config.metadata if body.config else None, self.settings.max_metadata_bytes,
+                   "RIMAS_MAX_METADATA_BYTES")  # fmt: skip
+        for name in ("input", "command", "context"):
+            value = getattr(body, name)
+            check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
+                       self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
+        config = resolved.merge_config(check_config(body.config, graph, thread_id))
+        config_metadata = config.pop("metadata", None) or {}
+        context = resolved.merge_context(body.context)
+        check_context(graph.context_schema, context)
+        webhook = None
+        if body.webhook is not None:
+            try:
+                webhook = check_webhook_url(body.webhook, self.webhooks.allowed_hosts)
+            except WebhookRefused as exc:
+                raise ApiError(422, "validation_error", str(exc)) from None
+        return Admitted(resolved, resolved.graph.for_config(config), config, config_metadata, context, webhook)
+
     async def start(
         self, thread_id: str, body: RunCreate, principal: Principal, kind: RunKind, *, interrupt_id: str | None = None,
         within: queue.Within | None = None, priority: int = 0, on_completion: str = "keep",
@@ -208,30 +244,12 @@ class RunManager:
         ``on_completion='delete'`` deletes the thread after the run (a stateless run's temporary thread)."""
         if self._closing:
             raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance")
-        resolved = await self.assistants.resolve(body.assistant_id)
-        assistant = resolved.graph
         if body.if_not_exists == "create" and not THREAD_ID.match(thread_id):
             raise ApiError(422, "validation_error", "thread_id: must be 1-128 characters of letters, digits and "
                            ". _ : - (starting with a letter or digit)")  # fmt: skip
-        graph = assistant.graph
-        check_size("metadata", body.metadata, self.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
-        check_size("config.metadata", body.config.metadata if body.config else None, self.settings.max_metadata_bytes,
-                   "RIMAS_MAX_METADATA_BYTES")  # fmt: skip
-        for name in ("input", "command", "context"):
-            value = getattr(body, name)
-            check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
-                       self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
-        user_config = resolved.merge_config(check_config(body.config, graph, thread_id))
-        config_metadata = user_config.pop("metadata", None) or {}
-        assistant = assistant.for_config(user_config)
-        context = resolved.merge_context(body.context)
-        check_context(graph.context_schema, context)
-        webhook = None
-        if body.webhook is not None:
-            try:
-                webhook = check_webhook_url(body.webhook, self.webhooks.allowed_hosts)
-            except WebhookRefused as exc:
-                raise ApiError(422, "validation_error", str(exc)) from None
+        admitted = await self.admit(body, thread_id)
+        resolved, assistant, user_config, context = (admitted.resolved, admitted.assistant, admitted.config,
+                                                     admitted.context)  # fmt: skip
         checkpoint_id = body.resolved_checkpoint_id
         if checkpoint_id is not None:
             found = await self.checkpointer.aget_tuple(
@@ -273,13 +291,13 @@ class RunManager:
                     "command.resume) or mark it resolved (command.goto '__end__') before starting another run",
                 )  # fmt: skip
 
-        given = {**config_metadata, **(body.metadata or {})}
+        given = {**admitted.config_metadata, **(body.metadata or {})}
         metadata = {k: v for k, v in given.items() if k not in _RESERVED_METADATA}
         new = queue.NewRun(
             run_id=run_id, thread_id=thread_id, assistant_id=resolved.assistant_id, graph_id=assistant.graph_id,
             multitask_strategy=body.multitask_strategy, kwargs=spec, metadata=to_jsonable(metadata),
             actor=principal.id, accepted_by=self.owner_key, persist_events=body.stream_resumable,
-            after_seconds=body.after_seconds, webhook=webhook, priority=priority,
+            after_seconds=body.after_seconds, webhook=admitted.webhook, priority=priority,
         )  # fmt: skip
         run = self._handle(run_id, thread_id, assistant, principal, spec, attempt=1)
         self.active[run_id] = run  # before it is recorded: a newer run displacing it finds it here

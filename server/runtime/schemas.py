@@ -196,7 +196,14 @@ class Superstep(BaseModel):
 class ThreadCreate(BaseModel):
     """The body of ``POST /threads``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "if": {"required": ["supersteps"], "properties": {"supersteps": {"type": "array", "minItems": 1}}},
+            "then": {"required": ["metadata"], "properties": {"metadata": {
+                "type": "object", "required": ["graph_id"], "properties": {"graph_id": {"type": "string"}}}}},
+        },
+    )  # fmt: skip
 
     thread_id: ThreadId | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)

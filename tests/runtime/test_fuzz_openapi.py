@@ -67,5 +67,5 @@ def test_the_api_survives_fuzzing_and_matches_its_document(server: Any, tmp_path
     summary = done.stdout[done.stdout.find("SUMMARY"):]
     failures = done.stdout[: done.stdout.find("=== WARNINGS")][-20000:]  # the failures, not the data warnings
     assert done.returncode == 0, failures + summary + done.stderr[-2000:]
-    assert "Selected: 81/81" in summary and "Tested: 81" in summary, summary
+    assert "Selected: 98/100" in summary and "Tested: 98" in summary, summary
     assert "✅ Stateful" in summary, summary

@@ -140,7 +140,7 @@ async def test_supersteps_write_a_new_threads_history(api: Api) -> None:
     assert missing.status_code == 422 and "metadata.graph_id" in missing.json()["detail"]
     bad_node = {**body, "supersteps": [{"updates": [{"as_node": "n9", "values": {}}]}]}
     refused = await api["admin"].post("/threads", json={**bad_node, "thread_id": "never-made"})
-    assert refused.status_code == 422 and "supersteps[0].updates[0].as_node" in refused.json()["detail"]
+    assert refused.status_code == 409 and "supersteps[0].updates[0].as_node" in refused.json()["detail"]
     assert (await api["viewer"].get("/threads/never-made")).status_code == 404  # nothing half-made
 
 

@@ -245,6 +245,12 @@ LEAST_ROLE: dict[tuple[str, str], str | None] = {
     ("POST", "/runs/stream"): "operator",
     ("POST", "/runs/wait"): "operator",
     ("POST", "/runs"): "operator",
+    ("POST", "/runs/crons"): "operator",
+    ("POST", "/threads/{thread_id}/runs/crons"): "operator",
+    ("PATCH", "/runs/crons/{cron_id}"): "operator",
+    ("DELETE", "/runs/crons/{cron_id}"): "operator",
+    ("POST", "/runs/crons/search"): "viewer",
+    ("POST", "/runs/crons/count"): "viewer",
     ("POST", "/threads"): "operator",
     ("POST", "/threads/search"): "viewer",
     ("POST", "/threads/count"): "viewer",
@@ -298,7 +304,8 @@ PATH_VALUES = {"thread_id": "t-1", "run_id": "00000000-0000-4000-8000-0000000000
                "batch_id": "00000000-0000-4000-8000-000000000002",
                "deviation_id": "00000000-0000-4000-8000-000000000003",
                "order_id": "o-1", "plan_id": "00000000-0000-4000-8000-000000000004",
-               "task_id": "00000000-0000-4000-8000-000000000005", "name": "delay"}  # fmt: skip
+               "task_id": "00000000-0000-4000-8000-000000000005", "name": "delay",
+               "cron_id": "00000000-0000-4000-8000-000000000006"}  # fmt: skip
 
 
 async def test_every_route_needs_a_key_and_its_least_role(api: Api) -> None:
