@@ -3,6 +3,7 @@ role, reached through httpx and through the ``langgraph-sdk`` client (both in-pr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
 
 from server.app import create_app
 
@@ -49,6 +51,17 @@ class Api:
     @property
     def runtime(self) -> Any:
         return self.app.state.resources.runtime
+
+
+async def thread_gone(client: Any, thread_id: str) -> bool:
+    """Whether the thread is deleted within 5 s (a stateless run's temporary thread goes after its run)."""
+    for _ in range(100):
+        try:
+            await client.threads.get(thread_id)
+        except NotFoundError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 @contextlib.asynccontextmanager

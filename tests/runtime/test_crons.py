@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEYS, Api, serving, write_langgraph_json
+from conftest import API_KEYS, Api, serving, thread_gone, write_langgraph_json
 from langgraph_sdk.errors import NotFoundError
 
 from server.runtime import manager as run_manager
@@ -109,7 +109,7 @@ async def test_a_stateless_cron_fires_one_run_on_a_thread_deleted_after_it(api: 
     [record] = fired
     finished = await until(lambda: _true(logs.named("run finished", run_id=record.run_id)))
     assert [r.status for r in finished] == ["success"]
-    assert await _gone(operator, record.thread_id)  # the temporary thread went after the run, its runs with it
+    assert await thread_gone(operator, record.thread_id)  # the temporary thread went after the run, its runs with it
     after = await cron(api, cron_id)
     assert after["last_run_id"] == record.run_id and after["last_error"] is None and after["enabled"] is True
     assert dt.datetime.fromisoformat(after["next_run_date"]) > dt.datetime.now(dt.UTC)
@@ -123,16 +123,6 @@ async def _true(value: Any) -> Any:
 
 def _fired(logs: Records, cron_id: str) -> list[logging.LogRecord]:
     return logs.named("cron fired", cron_id=cron_id)
-
-
-async def _gone(client: Any, thread_id: str) -> bool:
-    for _ in range(100):
-        try:
-            await client.threads.get(thread_id)
-        except NotFoundError:
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def test_a_kept_stateless_cron_run_is_a_low_priority_run_as_its_creator(api: Api) -> None:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEYS, GRAPHS, Api, serving, write_langgraph_json
-from langgraph_sdk.errors import NotFoundError
+from conftest import API_KEYS, GRAPHS, Api, serving, thread_gone, write_langgraph_json
 
 from server.runtime import manager as run_manager
 
@@ -25,27 +24,17 @@ async def api(settings_factory: Callable[..., Any], database_url: str, tmp_path:
         yield served
 
 
-async def _gone(client: Any, thread_id: str) -> bool:
-    for _ in range(100):
-        try:
-            await client.threads.get(thread_id)
-        except NotFoundError:
-            return True
-        await asyncio.sleep(0.05)
-    return False
-
-
 async def test_stateless_runs_use_a_temporary_thread(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(run_manager, "TEMPORARY_THREAD_GRACE_SECONDS", 0.1)
     operator = api.sdk("operator")
     created: list[Any] = []
     values = await operator.runs.wait(None, "chain", input={"count": 0}, on_run_created=created.append)
     assert values["count"] == 5 and len(created) == 1
-    assert await _gone(operator, created[0]["thread_id"])  # deleted after the run (on_completion: delete)
+    assert await thread_gone(operator, created[0]["thread_id"])  # deleted after the run (on_completion: delete)
 
     parts = [p async for p in operator.runs.stream(None, "chain", input={"count": 1}, stream_mode="updates")]
     assert [p.event for p in parts] == ["metadata"] + ["updates"] * 5
-    assert await _gone(operator, parts[0].data["thread_id"])
+    assert await thread_gone(operator, parts[0].data["thread_id"])
 
     kept = await operator.runs.create(None, "chain", input={"count": 2}, on_completion="keep")
     await operator.runs.join(kept["thread_id"], kept["run_id"])
