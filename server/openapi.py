@@ -264,20 +264,25 @@ def _config_variant(run_config: dict[str, Any], keys: Iterable[str]) -> dict[str
 RUN_BODIES = ("RunCreate", "StatelessRunCreate", "CronCreate")  # bodies naming an assistant and its run's input
 
 
+def _for_graph(base: dict[str, Any], title: str, assistant: Any, key: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    """``base`` for one served graph: ``key`` names its system assistant (or graph), and ``context`` and
+    ``config.configurable`` take what that graph takes."""
+    variant = copy.deepcopy(base)
+    name = assistant.assistant_id
+    variant["title"] = f"{title} for {name}"
+    props = variant["properties"]
+    props[key] = {"const": name, "description": f"The {'graph' if key == 'graph_id' else 'assistant'} '{name}'."}
+    props["context"] = _context_variant(assistant.schemas().get("context_schema"), f"{name}__", schemas)
+    if "RunConfig" in schemas:
+        props["config"] = _config_variant(schemas["RunConfig"], configurable_keys(assistant.graph))
+    return variant
+
+
 def _per_assistant(base: dict[str, Any], title: str, assistants: list[Any], schemas: dict[str, Any]) -> dict[str, Any]:
     """``base`` as one variant per served graph (its system assistant: that graph's context and configurable
-    keys), and one for the assistants created through the API (a UUID; its graph checks the rest)."""
-    variants = []
-    for assistant in assistants:
-        variant = copy.deepcopy(base)
-        name = assistant.assistant_id
-        variant["title"] = f"{title} for {name}"
-        props = variant["properties"]
-        props["assistant_id"] = {"const": name, "description": f"The assistant '{name}'."}
-        props["context"] = _context_variant(assistant.schemas().get("context_schema"), f"{name}__", schemas)
-        if "RunConfig" in schemas:
-            props["config"] = _config_variant(schemas["RunConfig"], configurable_keys(assistant.graph))
-        variants.append(variant)
+    keys), and one for the assistants created through the API (a UUID; its graph checks the rest, 409 on a
+    misfit, as the document cannot name a created assistant's graph)."""
+    variants = [_for_graph(base, title, assistant, "assistant_id", schemas) for assistant in assistants]
     created = copy.deepcopy(base)
     created["title"] = f"{title} for a created assistant"
     created["properties"]["assistant_id"] = {"type": "string", "pattern": UUID_PATTERN,
@@ -289,7 +294,8 @@ def _per_assistant(base: dict[str, Any], title: str, assistants: list[Any], sche
 
 def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, Any]:
     """A copy of ``doc`` whose run bodies (``RunCreate``, ``StatelessRunCreate``, ``CronCreate``) are one
-    variant per served graph and one for created assistants, and whose ``graph_id`` fields list the graphs."""
+    variant per served graph and one for created assistants, whose ``AssistantCreate`` is one variant per graph,
+    and whose ``graph_id`` fields list the graphs."""
     doc = copy.deepcopy(doc)
     schemas = doc["components"]["schemas"]
     served = list(assistants)
@@ -300,9 +306,15 @@ def add_assistants(doc: dict[str, Any], assistants: Iterable[Any]) -> dict[str, 
         schemas[f"{name}Base"] = base
         schemas[name] = _per_assistant(base, name, served, schemas)
     graphs = {"enum": [a.assistant_id for a in served], "description": "A graph of langgraph.json."}
-    for name, nullable in (("AssistantCreate", False), ("AssistantPatch", True)):
-        if name in schemas:
-            schemas[name]["properties"]["graph_id"] = {"anyOf": [graphs, {"type": "null"}]} if nullable else graphs
+    if "AssistantPatch" in schemas:
+        schemas["AssistantPatch"]["properties"]["graph_id"] = {"anyOf": [graphs, {"type": "null"}]}
+    base = schemas.get("AssistantCreate")
+    if base is not None and served:
+        schemas["AssistantCreateBase"] = base
+        schemas["AssistantCreate"] = {
+            "title": "AssistantCreate", "description": base.get("description", "") + " One variant per graph.",
+            "oneOf": [_for_graph(base, "AssistantCreate", assistant, "graph_id", schemas) for assistant in served],
+        }  # fmt: skip
     return doc
 
 

@@ -16,7 +16,8 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic_core import PydanticCustomError
 
 from server.auth import Operator, Principal, Viewer
 from server.errors import ApiError, field_name
@@ -50,6 +51,16 @@ CronField = Literal[
 _NOT_TAKEN = "Not taken by crons (each firing starts a run from input); leave it unset."
 _SCHEDULE_DOC = f"When runs start: {SCHEDULE_RULE}."
 _TIMEZONE_DOC = "The IANA time zone the schedule is read in (e.g. 'Europe/Paris'); null: UTC."
+
+
+def _date_time_text(value: Any) -> Any:
+    """An ISO 8601 string (or null), not a number pydantic would read as seconds since 1970."""
+    if value is not None and not isinstance(value, str | dt.datetime):
+        raise PydanticCustomError("datetime_type", "must be an ISO 8601 date-time such as 2026-10-31T00:00:00Z")
+    return value
+
+
+EndTime = Annotated[dt.datetime | None, BeforeValidator(_date_time_text)]
 _END_TIME_DOC = "No firing after this time (ISO 8601; without an offset: UTC); null: none."
 _SCHEDULE_SCHEMA = {"type": "string", "maxLength": 200, "pattern": SCHEDULE_PATTERN, "description": _SCHEDULE_DOC}
 _TIMEZONE_SCHEMA = {"anyOf": [{"type": "string", "enum": list(TIMEZONES)}, {"type": "null"}],
@@ -79,7 +90,7 @@ class CronCreate(RunCreate):
 
     schedule: Annotated[str, WithJsonSchema(_SCHEDULE_SCHEMA)] = Field(max_length=200)
     timezone: Annotated[str | None, WithJsonSchema(_TIMEZONE_SCHEMA)] = None
-    end_time: dt.datetime | None = Field(None, description=_END_TIME_DOC)
+    end_time: EndTime = Field(None, description=_END_TIME_DOC)
     enabled: JsonBool = Field(True, description="false: the cron is kept but does not fire.")
     on_run_completed: Literal["delete", "keep"] = Field(
         "delete", description="A stateless cron's thread after each run: delete (default) or keep. Ignored for a "
@@ -121,7 +132,7 @@ class CronPatch(BaseModel):
         None, max_length=200, json_schema_extra=_no_default
     )
     timezone: Annotated[str | None, WithJsonSchema(_TIMEZONE_SCHEMA)] = None
-    end_time: dt.datetime | None = Field(
+    end_time: EndTime = Field(
         None, description="No firing after this time (ISO 8601; without an offset: UTC); null clears it."
     )
     enabled: Annotated[
@@ -248,7 +259,7 @@ async def update_cron(cron_id: CronIdPath, body: CronPatch, runtime: RuntimeDep,
             cron = CronCreate.model_validate({k: v for k, v in merged.items() if v is not None})
         except ValidationError as exc:
             raise _invalid(exc) from None
-        await runtime.manager.admit(cron, row["thread_id"])
+        await runtime.manager.admit(cron, row["thread_id"], stored=True)
         crons.check_comes_due(cron.schedule)
         updated = await crons.update_cron(
             conn, str(cron_id), body=cron, schedule=cron.schedule, timezone=cron.timezone, end_time=cron.end_time,

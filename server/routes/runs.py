@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 
 from server.auth import Admin, Operator, Viewer
@@ -70,12 +71,26 @@ async def create_run(
     return JSONResponse(run_json(row), headers=run_headers(thread_id, run.run_id, "stream"))
 
 
+_NEW_THREAD = "Not taken: a stateless run starts on a new thread, which has no checkpoint to start from."
+
+
+def _no_checkpoint(value: Any) -> None:
+    if value is not None:
+        raise PydanticCustomError("none_required", "not taken: a stateless run starts on a new thread, which has no "
+                                  "checkpoint to start from; leave it out (or run on a thread)")  # fmt: skip
+
+
+NoCheckpoint = Annotated[None, BeforeValidator(_no_checkpoint)]
+
+
 class StatelessRunCreate(RunCreate):
     """The body of ``POST /runs[/stream|/wait]``: a run on a new temporary thread."""
 
     on_completion: Literal["delete", "keep"] = Field(
         "delete", description="delete: the thread goes after the run (default); keep: it stays, to read or go on."
     )
+    checkpoint_id: NoCheckpoint = Field(None, description=_NEW_THREAD)
+    checkpoint: NoCheckpoint = Field(None, description=_NEW_THREAD)
 
 
 async def _stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator, kind: RunKind) -> ActiveRun:
@@ -85,7 +100,7 @@ async def _stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: O
 
 @router.post(
     "/runs/stream", summary="Run on a temporary thread and stream its events (SSE)",
-    response_class=EventSourceResponse, responses={200: SSE_ANSWER, **errors(404)},
+    response_class=EventSourceResponse, responses={200: SSE_ANSWER, **errors(404, 409)},
 )  # fmt: skip
 async def stream_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> EventSourceResponse:
     """As ``POST /threads/{id}/runs/stream`` on a new thread, deleted after the run unless ``on_completion`` is
@@ -94,7 +109,7 @@ async def stream_stateless(body: StatelessRunCreate, runtime: RuntimeDep, princi
     return stream_response(runtime.manager, run.thread_id, run.run_id, handle=run)
 
 
-@router.post("/runs/wait", summary="Run on a temporary thread and wait for its result", responses=errors(404))
+@router.post("/runs/wait", summary="Run on a temporary thread and wait for its result", responses=errors(404, 409))
 async def wait_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> StreamingResponse:
     """The run's final values, as ``POST /threads/{id}/runs/wait``; the thread is deleted after the run unless
     ``on_completion`` is ``keep``."""
@@ -103,7 +118,7 @@ async def wait_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principa
                         cancel_on_disconnect=run.on_disconnect == "cancel")  # fmt: skip
 
 
-@router.post("/runs", summary="Start a background run on a temporary thread", responses=errors(404))
+@router.post("/runs", summary="Start a background run on a temporary thread", responses=errors(404, 409))
 async def create_stateless(body: StatelessRunCreate, runtime: RuntimeDep, principal: Operator) -> JSONResponse:
     """The run's record; its thread is deleted after the run unless ``on_completion`` is ``keep``."""
     run = await _stateless(body, runtime, principal, "background")

@@ -11,7 +11,10 @@ keys from the same places (a ``__pregel_*`` key in ``configurable`` can answer a
   are refused by name (fork with ``checkpoint``), as LangGraph Server lets clients set free configurable keys.
 - ``context``: only the fields of the graph's context schema; ``principal`` is set by the server.
 - sizes: metadata, input, command and context are bounded (413 naming the field).
-Refusals are :class:`~server.errors.ApiError` 422/413 naming the field and what is allowed.
+Refusals are :class:`~server.errors.ApiError` 422/413 naming the field and what is allowed. A context or
+configurable key that does not fit the graph is a 409 ``graph_mismatch`` instead when the graph is a stored
+assistant's (``mismatch=409``): the body is well-formed, and the same body fits another assistant, or this one
+after a ``PATCH``.
 """
 
 from __future__ import annotations
@@ -56,8 +59,13 @@ def configurable_keys(graph: Any) -> set[str]:
     return schema_fields(getattr(getattr(graph, "builder", None), "config_schema", None)) or set()
 
 
+def _mismatch(status: int, message: str) -> ApiError:
+    """A field that does not fit the graph: 422, or 409 when the graph is a stored assistant's (see above)."""
+    return ApiError(status, "validation_error" if status == 422 else "graph_mismatch", message)
+
+
 def check_config(
-    config: RunConfig | None, graph: Any, thread_id: str | None, field: str = "config"
+    config: RunConfig | None, graph: Any, thread_id: str | None, field: str = "config", mismatch: int = 422
 ) -> dict[str, Any]:
     """The run's (or an assistant's) ``config`` as a dict, its ``configurable`` keys checked (422 naming the
     first refused); the other keys were checked by :class:`~server.runtime.schemas.RunConfig`. ``thread_id``
@@ -74,8 +82,7 @@ def check_config(
                 raise ApiError(422, "validation_error", f"{where}: must be the run's thread ({thread_id}) or absent")
         elif declared and key not in declared:
             allowed = ", ".join(sorted({"thread_id", *declared}))
-            raise ApiError(422, "validation_error", f"{where}: not a configurable key of this graph; allowed: "
-                           f"{allowed}")  # fmt: skip
+            raise _mismatch(mismatch, f"{where}: not a configurable key of this graph; allowed: {allowed}")
     return checked
 
 
@@ -88,7 +95,7 @@ def _adapter(schema: Any) -> TypeAdapter[Any] | None:
         return None
 
 
-def check_context(schema: Any, context: dict[str, Any] | None, field: str = "context") -> None:
+def check_context(schema: Any, context: dict[str, Any] | None, field: str = "context", mismatch: int = 422) -> None:
     """Refuse a ``context`` with keys the graph's context schema lacks, or that it would not accept."""
     if not context:
         return
@@ -96,12 +103,11 @@ def check_context(schema: Any, context: dict[str, Any] | None, field: str = "con
         raise ApiError(422, "validation_error", f"{field}.principal: set by the server from the API key; leave it out")
     fields = schema_fields(schema)
     if fields is None:
-        raise ApiError(422, "validation_error", f"{field}: this graph takes no context; leave it out")
+        raise _mismatch(mismatch, f"{field}: this graph takes no context; leave it out")
     unknown = sorted(set(context) - fields)
     if unknown:
         allowed = ", ".join(sorted(fields - {RESERVED_CONTEXT})) or "none"
-        raise ApiError(422, "validation_error", f"{field}.{unknown[0]}: not a field of the graph's context; "
-                       f"allowed: {allowed}")  # fmt: skip
+        raise _mismatch(mismatch, f"{field}.{unknown[0]}: not a field of the graph's context; allowed: {allowed}")
     adapter = _adapter(schema)
     if adapter is None:
         return
@@ -110,7 +116,7 @@ def check_context(schema: Any, context: dict[str, Any] | None, field: str = "con
     except ValidationError as exc:
         problem = exc.errors()[0]
         where = ".".join(str(p) for p in (field, *problem["loc"]))
-        raise ApiError(422, "validation_error", f"{where}: {problem['msg']}") from None
+        raise _mismatch(mismatch, f"{where}: {problem['msg']}") from None
 
 
 def json_size(value: Any) -> int:

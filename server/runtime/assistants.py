@@ -66,6 +66,8 @@ class Resolved:
     version: int
     config: dict[str, Any]
     context: dict[str, Any]
+    stored: bool = False
+    """Created through the API (its graph is state, not named by the request): a misfit is a 409."""
 
     def merge_config(self, run_config: Mapping[str, Any]) -> dict[str, Any]:
         """The run's config over the assistant's (``configurable`` merged key by key)."""
@@ -154,8 +156,9 @@ class Assistants:
             if exc.status == 404:
                 raise no_assistant(assistant_id) from None
             raise
+        stored = found["assistant_id"] not in self._system
         return Resolved(found["assistant_id"], self.graph(found["graph_id"]), found["version"],
-                        found["config"], found["context"])  # fmt: skip
+                        found["config"], found["context"], stored)  # fmt: skip
 
     def _system_matching(self, graph_id: str | None, name: str | None, metadata: Mapping[str, Any] | None) -> list[
         dict[str, Any]
@@ -231,15 +234,14 @@ class Assistants:
 
     # -- changing ---------------------------------------------------------------------------------------------
 
-    def _checked(self, graph_id: str, config: RunConfig | None, context: dict[str, Any] | None) -> tuple[
-        Assistant, dict[str, Any], dict[str, Any]
-    ]:
+    def _checked(self, graph_id: str, config: RunConfig | None, context: dict[str, Any] | None,
+                 mismatch: int = 422) -> tuple[Assistant, dict[str, Any], dict[str, Any]]:  # fmt: skip
         if graph_id not in self.registry:
             raise ApiError(422, "validation_error", f"graph_id: {graph_id!r} is not a graph of this server; "
                            f"graphs: {', '.join(self.registry) or 'none'}")  # fmt: skip
         graph = self.registry[graph_id]
-        checked = check_config(config, graph.graph, None) if config is not None else {}
-        check_context(graph.graph.context_schema, context)
+        checked = check_config(config, graph.graph, None, mismatch=mismatch) if config is not None else {}
+        check_context(graph.graph.context_schema, context, mismatch=mismatch)
         return graph, checked, dict(context or {})
 
     def _system_refusal(self, assistant_id: str, what: str) -> ApiError:
@@ -295,7 +297,7 @@ class Assistants:
             target = graph_id or current["graph_id"]
             graph, checked, new_context = self._checked(
                 target, config if config is not None else RunConfig.model_validate(current["config"]),
-                context if context is not None else current["context"],
+                context if context is not None else current["context"], mismatch=409,  # the graph or fields are stored
             )  # fmt: skip
             cur = await conn.execute(
                 "SELECT coalesce(max(version), 0) + 1 AS v FROM assistant_versions WHERE assistant_id = %s",

@@ -209,9 +209,11 @@ class RunManager:
 
     # -- admitting ------------------------------------------------------------------------------------------
 
-    async def admit(self, body: RunCreate, thread_id: str | None) -> Admitted:
-        """Check what a run hands its graph (404 unknown assistant, 413 sizes, 422 config, context and webhook),
-        without queuing anything; ``thread_id`` None: a run whose thread is not known yet (a cron's)."""
+    async def admit(self, body: RunCreate, thread_id: str | None, *, stored: bool = False) -> Admitted:
+        """Check what a run hands its graph, without queuing anything: 404 unknown assistant, 413 sizes, 422 config,
+        context and webhook. Config or context that does not fit the graph is a 409 instead when the assistant is
+        a created one, or when ``stored`` (the body was merged with a stored one, as a cron's on PATCH).
+        ``thread_id`` None: a run whose thread is not known yet (a cron's)."""
         resolved = await self.assistants.resolve(body.assistant_id)
         graph = resolved.graph.graph
         check_size("metadata", body.metadata, self.settings.max_metadata_bytes, "RIMAS_MAX_METADATA_BYTES")
@@ -221,10 +223,11 @@ class RunManager:
             value = getattr(body, name)
             check_size(name, value.model_dump(exclude_unset=True) if name == "command" and value else value,
                        self.settings.max_input_bytes, "RIMAS_MAX_INPUT_BYTES")  # fmt: skip
-        config = resolved.merge_config(check_config(body.config, graph, thread_id))
+        mismatch = 409 if resolved.stored or stored else 422
+        config = resolved.merge_config(check_config(body.config, graph, thread_id, mismatch=mismatch))
         config_metadata = config.pop("metadata", None) or {}
         context = resolved.merge_context(body.context)
-        check_context(graph.context_schema, context)
+        check_context(graph.context_schema, context, mismatch=mismatch)
         webhook = None
         if body.webhook is not None:
             try:

@@ -21,7 +21,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 ID_RULE = "1-128 letters, digits and . _ : - (starting with a letter or digit)"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"  # as LangGraph writes them
 THREAD_ID = re.compile(ID_PATTERN)
-CHECKPOINT_NS_PATTERN = r"^([^|:]{1,200}:[0-9a-f-]{36}(\|[^|:]{1,200}:[0-9a-f-]{36}){0,20})?$"
+CHECKPOINT_NS_PATTERN = r"^([^|:\x00]{1,200}:[0-9a-f-]{36}(\|[^|:\x00]{1,200}:[0-9a-f-]{36}){0,20})?$"
 MAX_OFFSET = 1_000_000_000  # offsets reach SQL: bounded well inside PostgreSQL's bigint
 ThreadSortBy = Literal["thread_id", "status", "created_at", "updated_at"]
 
@@ -142,7 +142,8 @@ class RunCreate(BaseModel):
         None, max_length=2000, description="POSTed the run and its final values when it ends (allowed hosts only)."
     )
     after_seconds: float | None = Field(
-        None, ge=0, le=86_400, allow_inf_nan=False, description="Start no sooner than this many seconds from now."
+        None, ge=0, le=86_400, allow_inf_nan=False, strict=True,
+        description="Start no sooner than this many seconds from now (a JSON number).",
     )
 
     @property

@@ -259,6 +259,7 @@ async def _with_error(api: Api, cron_id: str) -> dict[str, Any] | None:
         ({"assistant_id": "chain", "schedule": YEARLY, "webhook": "http://example.com/hook"}, 422, "webhook"),
         ({"assistant_id": "chain", "schedule": YEARLY, "command": {"resume": 1}}, 422, "command"),
         ({"assistant_id": "chain", "schedule": YEARLY, "end_time": "soon"}, 422, "end_time"),
+        ({"assistant_id": "chain", "schedule": YEARLY, "end_time": 1893456000}, 422, "end_time"),  # not a date
     ],
 )  # fmt: skip
 async def test_a_cron_that_could_not_run_is_refused_at_creation(
@@ -307,7 +308,8 @@ async def test_search_count_update_and_delete(api: Api) -> None:
     bad = await api["operator"].patch(f"/runs/crons/{first['cron_id']}", json={"schedule": "every day"})
     assert bad.status_code == 422 and "schedule" in bad.json()["detail"]
     bad = await api["operator"].patch(f"/runs/crons/{first['cron_id']}", json={"context": {"store": 3}})
-    assert bad.status_code == 422 and "context" in bad.json()["detail"]
+    assert bad.status_code == 409 and bad.json()["error"]["code"] == "graph_mismatch"  # the stored graph's misfit
+    assert "context" in bad.json()["detail"]
     assert (await cron(api, first["cron_id"]))["schedule"] == "15 10 * * *"  # a refused change changes nothing
 
     await operator.crons.delete(first["cron_id"])

@@ -103,6 +103,11 @@ def test_a_run_body_is_documented_per_served_assistant(api: Api, doc: dict[str, 
     reserved = re.compile(configurable["propertyNames"]["not"]["pattern"])
     assert [k for k in ("user_id", "__pregel_send", "checkpoint_id", "langgraph_auth_user", "run_id", "thread_id",
                         "model_name") if not reserved.search(k)] == ["user_id", "model_name"]  # fmt: skip
+    # creating an assistant: one body per graph, each with that graph's context
+    creating = {v["properties"]["graph_id"]["const"]: v["properties"]
+                for v in doc["components"]["schemas"]["AssistantCreate"]["oneOf"]}  # fmt: skip
+    assert set(creating) == set(api.runtime.registry)
+    assert creating["approval"]["context"]["description"] == "This assistant takes no context."
     strategy = doc["components"]["schemas"]["RunCreateBase"]["properties"]["multitask_strategy"]
     assert strategy["enum"] == ["reject", "enqueue", "interrupt", "rollback"] and strategy["default"] == "enqueue"
 

@@ -141,6 +141,27 @@ async def test_assistant_input_is_checked_and_roles_apply(api: Api) -> None:
     assert (await api["viewer"].get(f"/assistants/{created['assistant_id']}")).status_code == 200
 
 
+async def test_a_misfit_with_a_stored_assistants_graph_is_a_conflict(api: Api) -> None:
+    """A body naming a graph (a system assistant) that does not fit it is invalid (422); the same body on a
+    created assistant is well-formed but does not fit the graph stored behind the id (409 ``graph_mismatch``)."""
+    created = (await api["admin"].post("/assistants", json={"graph_id": "configured"})).json()["assistant_id"]
+    misfits = [({"context": {"mood": "x"}}, "context.mood"), ({"context": {"tone": "loud"}}, "context.tone")]
+    for body, field in misfits:
+        system = await api["operator"].post("/runs/wait", json={"assistant_id": "configured", **body})
+        assert system.status_code == 422 and system.json()["detail"].startswith(field), system.text
+        stored = await api["operator"].post("/runs/wait", json={"assistant_id": created, **body})
+        assert stored.status_code == 409 and stored.json()["detail"].startswith(field), stored.text
+        assert stored.json()["error"]["code"] == "graph_mismatch"
+        patched = await api["admin"].patch(f"/assistants/{created}", json=body)
+        assert patched.status_code == 409 and patched.json()["detail"].startswith(field), patched.text
+    # a graph that takes no context, switched to on PATCH, does not fit the context stored with the assistant
+    styled = (await api["admin"].post("/assistants", json={"graph_id": "configured",
+                                                           "context": {"tone": "plain"}})).json()  # fmt: skip
+    switched = await api["admin"].patch(f"/assistants/{styled['assistant_id']}", json={"graph_id": "chain"})
+    assert switched.status_code == 409 and "context" in switched.json()["detail"]
+    assert (await api["viewer"].get(f"/assistants/{styled['assistant_id']}")).json()["version"] == 1  # unchanged
+
+
 async def test_unknown_assistants_are_named_in_langgraphs_words(api: Api) -> None:
     operator = api["operator"]
     thread = (await operator.post("/threads", json={})).json()["thread_id"]

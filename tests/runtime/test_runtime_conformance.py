@@ -42,6 +42,13 @@ async def test_stateless_runs_use_a_temporary_thread(api: Api, monkeypatch: pyte
     assert (await operator.threads.get_state(kept["thread_id"]))["values"]["count"] == 7
     refused = await api["viewer"].post("/runs/wait", json={"assistant_id": "chain"})
     assert refused.status_code == 403
+    # a new thread has no checkpoint to start from, and a delay is a number of seconds
+    for body, field in (({"checkpoint_id": "1f0c7f6e-0000-6000-8000-000000000000"}, "checkpoint_id"),
+                        ({"checkpoint": {"checkpoint_id": "x"}}, "checkpoint"),
+                        ({"after_seconds": False}, "after_seconds"), ({"after_seconds": "5"}, "after_seconds")):
+        response = await api["operator"].post("/runs/wait", json={"assistant_id": "chain", **body})
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"][0]["field"] == field, response.text
 
 
 async def test_a_static_interrupt_leaves_the_thread_interrupted(api: Api) -> None:
