@@ -178,18 +178,9 @@ class Assistants:
     def _where(
         graph_id: str | None, name: str | None, metadata: Mapping[str, Any] | None
     ) -> tuple[sql.Composable, list[Any]]:
-        clauses: list[sql.Composable] = []
-        params: list[Any] = []
-        if graph_id:
-            clauses.append(sql.SQL("graph_id = %s"))
-            params.append(graph_id)
-        if name:
-            clauses.append(sql.SQL("strpos(lower(name), lower(%s)) > 0"))
-            params.append(name)
-        if metadata:
-            clauses.append(sql.SQL("metadata @> %s"))
-            params.append(Jsonb(dict(metadata)))
-        return (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")), params
+        return store.where((sql.SQL("graph_id = %s"), graph_id or None),
+                           (sql.SQL("strpos(lower(name), lower(%s)) > 0"), name or None),
+                           store.metadata_contains(metadata))  # fmt: skip
 
     async def search(
         self, *, graph_id: str | None = None, name: str | None = None, metadata: Mapping[str, Any] | None = None,
@@ -223,13 +214,10 @@ class Assistants:
             return [dict(info)][offset : offset + limit] if matches else []
         if await self._row(assistant_id) is None:
             raise not_found(assistant_id)
-        query = "SELECT * FROM assistant_versions WHERE assistant_id = %s"
-        params: list[Any] = [assistant_id]
-        if metadata:
-            query += " AND metadata @> %s"
-            params.append(Jsonb(dict(metadata)))
+        where, params = store.where((sql.SQL("assistant_id = %s"), assistant_id), store.metadata_contains(metadata))
+        query = sql.SQL("SELECT * FROM assistant_versions{} ORDER BY version DESC LIMIT %s OFFSET %s").format(where)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(query + " ORDER BY version DESC LIMIT %s OFFSET %s", [*params, limit, offset])
+            cur = await conn.execute(query, [*params, limit, offset])
             return [_json(dict(r)) for r in await cur.fetchall()]
 
     # -- changing ---------------------------------------------------------------------------------------------

@@ -273,16 +273,8 @@ async def delete_cron(pool: store.Pool, cron_id: str) -> None:
 def _filters(
     assistant_id: str | None, thread_id: str | None, enabled: bool | None, metadata: Mapping[str, Any] | None
 ) -> tuple[sql.Composable, list[Any]]:
-    clauses: list[sql.Composable] = []
-    params: list[Any] = []
-    for column, value in (("assistant_id", assistant_id), ("thread_id", thread_id), ("enabled", enabled)):
-        if value is not None:
-            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
-            params.append(value)
-    if metadata:
-        clauses.append(sql.SQL("metadata @> %s"))
-        params.append(Jsonb(dict(metadata)))
-    return (sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")), params
+    return store.where((sql.SQL("assistant_id = %s"), assistant_id), (sql.SQL("thread_id = %s"), thread_id),
+                       (sql.SQL("enabled = %s"), enabled), store.metadata_contains(metadata))  # fmt: skip
 
 
 async def search_crons(

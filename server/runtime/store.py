@@ -95,22 +95,25 @@ async def delete_thread(conn: AsyncConnection[Any], thread_id: str) -> None:
         )
 
 
+def where(*conditions: tuple[sql.Composable, Any]) -> tuple[sql.Composable, list[Any]]:
+    """`` WHERE a AND b ...`` of the conditions (each a fixed SQL fragment with one ``%s``, and its value) whose
+    value is given: a None value leaves its condition out, and no condition left, no ``WHERE``."""
+    kept = [(clause, value) for clause, value in conditions if value is not None]
+    if not kept:
+        return sql.SQL(""), []
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(c for c, _ in kept), [v for _, v in kept]
+
+
+def metadata_contains(metadata: Mapping[str, Any] | None) -> tuple[sql.Composable, Any]:
+    """The condition "``metadata`` holds these keys and values" (none when ``metadata`` is empty)."""
+    return sql.SQL("metadata @> %s"), Jsonb(dict(metadata)) if metadata else None
+
+
 def _thread_filters(
     metadata: Mapping[str, Any] | None, status: str | None, ids: Sequence[str] | None
 ) -> tuple[sql.Composable, list[Any]]:
-    clauses: list[sql.Composable] = []
-    params: list[Any] = []
-    if metadata:
-        clauses.append(sql.SQL("metadata @> %s"))
-        params.append(Jsonb(dict(metadata)))
-    if status:
-        clauses.append(sql.SQL("status = %s"))
-        params.append(status)
-    if ids:
-        clauses.append(sql.SQL("thread_id = ANY(%s)"))
-        params.append(list(ids))
-    where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
-    return where, params
+    return where(metadata_contains(metadata), (sql.SQL("status = %s"), status or None),
+                 (sql.SQL("thread_id = ANY(%s)"), list(ids) if ids else None))  # fmt: skip
 
 
 async def search_threads(
