@@ -71,13 +71,13 @@ async def create_run(
     return JSONResponse(run_json(row), headers=run_headers(thread_id, run.run_id, "stream"))
 
 
-_NEW_THREAD = "Not taken: a stateless run starts on a new thread, which has no checkpoint to start from."
+_NEW_THREAD = ("not taken: a stateless run starts on a new thread, which has no checkpoint to start from; leave it "
+               "out (or run on a thread)")
 
 
 def _no_checkpoint(value: Any) -> None:
     if value is not None:
-        raise PydanticCustomError("none_required", "not taken: a stateless run starts on a new thread, which has no "
-                                  "checkpoint to start from; leave it out (or run on a thread)")  # fmt: skip
+        raise PydanticCustomError("none_required", _NEW_THREAD)
 
 
 NoCheckpoint = Annotated[None, BeforeValidator(_no_checkpoint)]

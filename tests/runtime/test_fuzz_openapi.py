@@ -17,7 +17,7 @@ import pytest
 from conftest import API_KEYS, GRAPHS, KEYS, write_langgraph_json
 
 ST = Path(sys.executable).parent / "st"
-HOOKS = Path(__file__).with_name("fuzz_hooks.py")  # delayed starts shortened
+HOOKS = Path(__file__).with_name("fuzz_hooks.py")  # delayed starts made immediate
 SEED = "20261204"
 # the test graphs less the slow one (3 s a run) and a second chat with approvals: each graph is a variant of every
 # run body, fuzzed in full
